@@ -1,0 +1,58 @@
+"""Shared fixtures: tiny real datasets made by the project's own generator, an isolated cache."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Tests never read or write the user's cache (embedded data, SID ground-truth cache)."""
+    cache = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("TFLITE_ISP_CACHE")
+    os.environ["TFLITE_ISP_CACHE"] = str(cache)
+    yield cache
+    if old is None:
+        os.environ.pop("TFLITE_ISP_CACHE", None)
+    else:
+        os.environ["TFLITE_ISP_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def isp_data(tmp_path_factory):
+    """A small MAI 2021-layout set (the embedded generator, fewer and smaller crops)."""
+    from tflite_isp import synth
+
+    return synth.make_isp(tmp_path_factory.mktemp("data") / "isp", crops_per_photo=6, eval_crops_per_photo=3,
+                          size=96, seed=1)
+
+
+@pytest.fixture(scope="session")
+def lowlight_data(tmp_path_factory):
+    """A small SID-layout set of real DNG files."""
+    from tflite_isp import synth
+
+    return synth.make_lowlight(tmp_path_factory.mktemp("data") / "lowlight", small=True, seed=1)
+
+
+@pytest.fixture
+def isp_copy(isp_data, tmp_path):
+    """A private copy of the ISP set that a test may damage."""
+    dst = tmp_path / "isp"
+    shutil.copytree(isp_data, dst)
+    return dst
+
+
+def run_module(module, *args, env=None, cwd=REPO, timeout=600, check=False):
+    """Run ``python -m MODULE ARGS`` in a fresh interpreter; returns the CompletedProcess."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=cwd)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{module} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc

@@ -1,0 +1,110 @@
+"""Writing uncompressed Bayer CFA DNGs that LibRaw (rawpy) reads back exactly.
+
+The tag set was established by removing one tag at a time and reading back with rawpy
+0.28 / LibRaw 0.22.2 (team notes, reference-raw-data.md section 5). Compressed DNGs are
+not written: this LibRaw build cannot read Deflate and mis-decodes lossless JPEG.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tflite_isp.bayer import COLOURS, check_pattern, colour_positions
+from tflite_isp.errors import fail
+
+# TIFF field types
+_BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _SRATIONAL = 1, 2, 3, 4, 5, 10
+_CFA_CODE = {"R": 0, "G": 1, "B": 2}
+_D65 = 21
+
+
+def _rationals(values, denominator: int):
+    """Flatten numbers into (numerator, denominator) pairs with a fixed denominator."""
+    return tuple(v for x in values for v in (int(round(float(x) * denominator)), denominator))
+
+
+def _ascii(text: str) -> str:
+    return str(text).encode("ascii", "replace").decode("ascii")
+
+
+def _black_tags(black, pattern: str):
+    """BlackLevel as one value, or four in CFA *position* order with BlackLevelRepeatDim (2, 2)."""
+    black = np.atleast_1d(np.asarray(black, np.float64))
+    if black.size not in (1, 4) or np.any(black != np.round(black)) or np.any(black < 0):
+        raise ValueError(f"black must be one whole number or four (R, Gr, Gb, B), got {black.tolist()}")
+    if black.size == 1:
+        return [(50714, _SHORT, 1, int(black[0]), True)]
+    by_colour = dict(zip(COLOURS, black.astype(int).tolist()))
+    by_position = {pos: by_colour[c] for c, pos in colour_positions(pattern).items()}
+    values = tuple(by_position[divmod(i, 2)] for i in range(4))
+    return [(50713, _SHORT, 2, (2, 2), True), (50714, _SHORT, 4, values, True)]
+
+
+def dng_tags(*, pattern, black, white, xyz_to_cam, as_shot_neutral, make, model,
+             exposure_time=None, iso=None):
+    """The extra TIFF tags (tifffile ``extratags`` tuples) of a minimal, complete CFA DNG."""
+    pattern = check_pattern(pattern)
+    xyz_to_cam = np.asarray(xyz_to_cam, np.float64)
+    neutral = np.asarray(as_shot_neutral, np.float64)
+    if xyz_to_cam.shape != (3, 3):
+        raise ValueError(f"xyz_to_cam must be 3x3, got shape {xyz_to_cam.shape}")
+    if neutral.shape != (3,) or np.any(neutral <= 0):
+        raise ValueError(f"as_shot_neutral must be three positive numbers, got {neutral.tolist()}")
+    if not 0 < int(white) <= 65535:
+        raise ValueError(f"white level {white} outside 1..65535")
+    tags = [
+        (271, _ASCII, 0, _ascii(make), True),
+        (272, _ASCII, 0, _ascii(model), True),
+        (33421, _SHORT, 2, (2, 2), True),  # CFARepeatPatternDim
+        (33422, _BYTE, 4, bytes(_CFA_CODE[c] for c in pattern), True),  # CFAPattern
+        (50706, _BYTE, 4, bytes((1, 4, 0, 0)), True),  # DNGVersion: without it no colour matrix
+        (50707, _BYTE, 4, bytes((1, 1, 0, 0)), True),  # DNGBackwardVersion
+        (50708, _ASCII, 0, _ascii(f"{make} {model}"), True),  # UniqueCameraModel
+        (50710, _BYTE, 3, bytes((0, 1, 2)), True),  # CFAPlaneColor
+        (50711, _SHORT, 1, 1, True),  # CFALayout: rectangular
+        *_black_tags(black, pattern),
+        (50717, _LONG, 1, int(white), True),  # WhiteLevel
+        (50721, _SRATIONAL, 9, _rationals(xyz_to_cam.ravel(), 10000), True),  # ColorMatrix1
+        (50728, _RATIONAL, 3, _rationals(neutral, 1_000_000), True),  # AsShotNeutral
+        (50778, _SHORT, 1, _D65, True),  # CalibrationIlluminant1
+    ]
+    if exposure_time is not None:
+        tags.append((33434, _RATIONAL, 1, _rationals([exposure_time], 1_000_000), True))
+    if iso is not None:
+        tags.append((34855, _SHORT, 1, int(iso), True))  # ISOSpeedRatings
+    return sorted(tags, key=lambda t: t[0])
+
+
+def write_dng(path, mosaic_uint16, *, pattern, black, white, xyz_to_cam, as_shot_neutral,
+              make="tflite_isp", model="synthetic", exposure_time=None, iso=None) -> Path:
+    """Write an H x W uint16 Bayer mosaic as an uncompressed CFA DNG, atomically.
+
+    ``black`` is one value or four in (R, Gr, Gb, B) colour order; ``xyz_to_cam`` is the
+    XYZ(D65) -> camera ColorMatrix1; ``as_shot_neutral`` the camera-space white (R, G, B).
+    """
+    import tifffile
+
+    path = Path(path)
+    raw = np.asarray(mosaic_uint16)
+    if raw.ndim != 2 or raw.dtype != np.uint16 or raw.shape[0] % 2 or raw.shape[1] % 2:
+        raise ValueError(f"mosaic must be a 2-D uint16 array with even sides, got {raw.dtype} {raw.shape}")
+    tags = dng_tags(pattern=pattern, black=black, white=white, xyz_to_cam=xyz_to_cam,
+                    as_shot_neutral=as_shot_neutral, make=make, model=model,
+                    exposure_time=exposure_time, iso=iso)
+    if path.is_dir():
+        raise fail(path, "is a folder, expected a .dng file name")
+    if not path.parent.is_dir():
+        raise fail(path.parent, "no such folder to write the DNG into")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tifffile.imwrite(tmp, raw, photometric="cfa", extratags=tags,
+                         software="tflite_isp", metadata=None)
+        os.replace(tmp, path)
+    except OSError as err:
+        raise fail(path, f"cannot write DNG ({err.strerror or err})") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path

@@ -1,0 +1,48 @@
+"""Model zoo: build a recipe's network at a fixed or dynamic input size."""
+from __future__ import annotations
+
+from tflite_isp._tf import keras
+from tflite_isp.nets import punet as _punet
+from tflite_isp.nets import smallnet as _smallnet
+from tflite_isp.nets import unet as _unet
+from tflite_isp.nets.layers import CUSTOM_OBJECTS, PixelShuffle
+
+#: architecture name -> (builder(inputs, **settings), input_multiple(**settings))
+ARCHITECTURES = {
+    "smallnet": (_smallnet.smallnet, lambda **_: _smallnet.INPUT_MULTIPLE),
+    "unet": (_unet.unet, _unet.input_multiple),
+    "punet": (_punet.punet, lambda **_: _punet.INPUT_MULTIPLE),
+}
+
+
+def _split(model_section: dict):
+    settings = dict(model_section)
+    arch = settings.pop("architecture")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
+    return arch, settings
+
+
+def input_multiple(model_section: dict) -> int:
+    """Packed input height and width must be multiples of this."""
+    arch, settings = _split(model_section)
+    return ARCHITECTURES[arch][1](**settings)
+
+
+def build(model_section: dict, *, height=None, width=None, batch=None, name=None) -> keras.Model:
+    """Build the network: packed (batch, height, width, 4) -> (batch, 2*height, 2*width, 3).
+
+    None leaves a dimension dynamic (``model_none`` style); fixed sizes give static shapes.
+    """
+    arch, settings = _split(model_section)
+    builder, multiple = ARCHITECTURES[arch]
+    m = multiple(**settings)
+    for dim in (height, width):
+        if dim is not None and dim % m:
+            raise ValueError(f"packed size {dim} is not divisible by {m}, which {arch} needs")
+    inputs = keras.Input(shape=(height, width, 4), batch_size=batch, name="raw")
+    outputs = builder(inputs, **settings)
+    return keras.Model(inputs, outputs, name=name or arch)
+
+
+__all__ = ["ARCHITECTURES", "CUSTOM_OBJECTS", "PixelShuffle", "build", "input_multiple"]

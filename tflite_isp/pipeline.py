@@ -1,0 +1,130 @@
+"""tf.data streaming of a dataset Split: parallel decode, random packed crops, phase-true
+augmentation, normalisation by the model's InputSpec, batching and prefetch.
+
+Nothing is held in memory beyond the prefetch buffers: each element decodes its own files.
+"""
+from __future__ import annotations
+
+
+from tflite_isp import bayer
+from tflite_isp._tf import tf
+from tflite_isp.datasets import Split, input_levels
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def model_input(mosaic, pattern: str, spec, black, white, ratio=1.0):
+    """Mosaic (H x W, sensor values) -> the model's packed, normalised input (H/2 x W/2 x 4).
+
+    ``black`` is per packed channel in the model's order. Low-light inputs are amplified by
+    ``ratio`` before clipping, as SID does.
+    """
+    x = bayer.normalise(bayer.pack(mosaic, pattern, spec.order), black, white, clip=False) * ratio
+    if spec.clip:
+        x = bayer.clip_range(x, 0.0, 1.0)
+    return x
+
+
+def _decoder(split: Split):
+    if split.raw_format == "png":
+        def decode(path):
+            return tf.cast(tf.io.decode_png(tf.io.read_file(path), channels=1, dtype=tf.uint16)[..., 0], tf.float32)
+    else:
+        from tflite_isp import rawio
+
+        def read(path):
+            return rawio.read_raw(path.decode()).mosaic
+
+        def decode(path):
+            m = tf.numpy_function(read, [path], tf.uint16, stateful=False)
+            m.set_shape([None, None])
+            return tf.cast(m, tf.float32)
+    return decode
+
+
+def decode_target(path):
+    """PNG (8 or 16 bit) or JPEG target as float32 H x W x 3 in [0, 1]."""
+    img = tf.io.decode_image(tf.io.read_file(path), channels=3, dtype=tf.float32, expand_animations=False)
+    img.set_shape([None, None, 3])
+    return img
+
+
+def _tensors(split: Split, spec):
+    blacks, whites = input_levels(split, spec)
+    return (
+        tf.constant([p.raw for p in split.pairs]),
+        tf.constant([p.target for p in split.pairs]),
+        tf.constant([p.ratio for p in split.pairs], tf.float32),
+        tf.constant(blacks),
+        tf.constant(whites),
+    )
+
+
+def training_dataset(split: Split, spec, *, patch: int, batch: int, augment: bool = True, seed: int = 0,
+                     num_shards: int = 1, shard_index: int = 0, cache_one_batch: bool = False):
+    """Endless batches of (packed input, target): ``patch`` is the RAW/target crop size in pixels.
+
+    ``cache_one_batch`` repeats the first batch forever (the benchmark's pipeline-free baseline).
+    """
+    if patch % 2:
+        raise ValueError("patch must be even")
+    decode = _decoder(split)
+    crop = patch + 2 if augment else patch  # augmentation trims one phase row/column per side pair
+    pattern = split.pattern
+    too_small = (f"image smaller than the {crop}x{crop} training crop (patch {patch}"
+                 + (" + 2 for phase-true augmentation" if augment else "") + "); lower --patch:")
+
+    def load(files, rnd):
+        raw_path, target_path, ratio, black, white = files
+        mosaic, target = decode(raw_path), decode_target(target_path)
+        h, w = tf.shape(mosaic)[0], tf.shape(mosaic)[1]
+        tf.debugging.Assert(tf.minimum(h, w) >= crop, [too_small, raw_path])
+        rnd = tf.cast(rnd % 65536, tf.int32)
+        oy = 2 * (rnd[0] % ((h - crop) // 2 + 1))
+        ox = 2 * (rnd[1] % ((w - crop) // 2 + 1))
+        mosaic = tf.ensure_shape(mosaic[oy:oy + crop, ox:ox + crop], [crop, crop])
+        target = tf.ensure_shape(target[oy:oy + crop, ox:ox + crop], [crop, crop, 3])
+        if augment:
+            branches = [lambda k=k: bayer.augment_mosaic(mosaic, target, k, pattern) for k in range(8)]
+            mosaic, target = tf.switch_case(rnd[2] % 8, branches)
+        mosaic = tf.ensure_shape(mosaic, [patch, patch])
+        target = tf.ensure_shape(target, [patch, patch, 3])
+        return model_input(mosaic, pattern, spec, black, white, ratio), target
+
+    files = tf.data.Dataset.from_tensor_slices(_tensors(split, spec))
+    if num_shards > 1:
+        files = files.shard(num_shards, shard_index)
+    files = files.shuffle(len(split.pairs), seed=seed, reshuffle_each_iteration=True).repeat()
+    randoms = tf.data.Dataset.random(seed=seed).batch(3)
+    ds = tf.data.Dataset.zip((files, randoms)).map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch, drop_remainder=True)
+    if cache_one_batch:
+        ds = ds.take(1).cache().repeat()
+    return ds.prefetch(AUTOTUNE)
+
+
+def eval_dataset(split: Split, spec, *, multiple: int = 1, max_size: int = 0):
+    """Whole images, batch 1, centre-cropped so the packed size is divisible by ``multiple``.
+
+    ``max_size`` > 0 caps the crop (RAW pixels) to bound evaluation time.
+    """
+    decode = _decoder(split)
+    step = 2 * multiple
+    pattern = split.pattern
+
+    def load(raw_path, target_path, ratio, black, white):
+        mosaic, target = decode(raw_path), decode_target(target_path)
+        h, w = tf.shape(mosaic)[0], tf.shape(mosaic)[1]
+        ch, cw = (h // step) * step, (w // step) * step
+        if max_size:
+            cap = (max_size // step) * step
+            ch, cw = tf.minimum(ch, cap), tf.minimum(cw, cap)
+        oy, ox = ((h - ch) // 4) * 2, ((w - cw) // 4) * 2  # even offsets keep the CFA phase
+        mosaic, target = mosaic[oy:oy + ch, ox:ox + cw], target[oy:oy + ch, ox:ox + cw]
+        return model_input(mosaic, pattern, spec, black, white, ratio)[None], target[None]
+
+    ds = tf.data.Dataset.from_tensor_slices(_tensors(split, spec))
+    return ds.map(load, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+__all__ = ["model_input", "training_dataset", "eval_dataset", "decode_target"]
