@@ -116,3 +116,23 @@ def test_two_worker_multi_worker_mirrored_strategy(isp_data, tmp_path):
     assert (run / "model.keras").is_file()
     assert not list(run.glob(".worker*"))  # the second worker's scratch checkpoints are removed
     assert "training smallnet" in outputs[0][1] and "training smallnet" not in outputs[1][1]  # chief logs only
+
+
+def test_lowlight_sid_unet_on_dng_pairs_with_bad_file_skipped(lowlight_data, tmp_path):
+    """SID U-Net on the DNG set; a corrupt short exposure is skipped, counted and reported."""
+    import shutil
+
+    root = tmp_path / "sid"
+    shutil.copytree(lowlight_data, root)
+    victim = (root / (root / "Sony_train_list.txt").read_text().split()[0]).resolve()
+    victim.write_bytes(victim.read_bytes()[:1000])
+    run = tmp_path / "run"
+    proc = run_module("tflite_isp.train", "--model", "sid_unet", "--data", f"sid:{root}", "--out", run,
+                      "--bad_files", "skip", "--width_multiplier", "0.25", "--epochs", "1", "--steps_per_epoch", "3",
+                      "--batch", "2", "--patch", "32")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = json.loads((run / "data_report.json").read_text())
+    assert [s["path"] for s in report["train"]["skipped"]] == [str(victim)]
+    assert "skipped 1 bad pair" in proc.stderr
+    recipe = json.loads((run / "recipe.json").read_text())
+    assert recipe["model"]["width_multiplier"] == 0.25 and recipe["input"]["black"] == "file"

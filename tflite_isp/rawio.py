@@ -4,6 +4,7 @@ Side effects stay here (file reads); everything returned is plain arrays and num
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,15 +29,18 @@ class RawFrame:
     path: str = ""
 
 
+@contextmanager
 def _open(path):
+    """rawpy handle; any LibRaw failure (also the lazy unpack of a truncated file) becomes a UserError."""
     import rawpy
 
     path = Path(path)
     if not path.is_file():
         raise fail(path, "no such file")
     try:
-        return rawpy.imread(str(path))
-    except Exception as err:  # rawpy raises several LibRaw error types
+        with rawpy.imread(str(path)) as raw:
+            yield raw
+    except rawpy.LibRawError as err:
         raise fail(path, f"rawpy cannot decode this file ({type(err).__name__}: {err})") from None
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from absl import app, flags
 
 from tflite_isp.errors import UserError, fail, run_cli
+from tflite_isp.progress import Progress
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 LR_SCHEDULES = ("constant", "cosine", "step")
@@ -274,9 +275,7 @@ def run(cfg: TrainConfig) -> dict:
         while step < total_steps:
             epoch = step // cfg.steps_per_epoch
             end = min((epoch + 1) * cfg.steps_per_epoch, total_steps)
-            bar = keras.utils.Progbar(cfg.steps_per_epoch, stateful_metrics=["lr", "patch/s"],
-                                      verbose=1 if is_chief else 0, unit_name="step")
-            log(is_chief, f"epoch {epoch + 1}/{cfg.epochs}")
+            bar = Progress(end - epoch * cfg.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", enabled=is_chief)
             t0, seen, losses = time.perf_counter(), 0, []
             while step < end:
                 loss = float(train_step(iterator))
@@ -286,13 +285,13 @@ def run(cfg: TrainConfig) -> dict:
                 if not math.isfinite(loss):
                     raise UserError(f"loss became {loss} at step {step}; lower --lr")
                 rate = seen / (time.perf_counter() - t0)
-                bar.update(step - epoch * cfg.steps_per_epoch,
-                           [("loss", loss), ("patch/s", rate), ("lr", _lr(optimizer))])
+                bar.update(step - epoch * cfg.steps_per_epoch, loss=loss, **{"patch/s": rate}, lr=_lr(optimizer))
                 with writer.as_default(step=step):
                     tf.summary.scalar("train/loss", loss)
                 if step % cfg.checkpoint_every == 0 or step == end:
                     manager.save(checkpoint_number=step)
             elapsed = time.perf_counter() - t0
+            bar.close()
             v_psnr, v_ssim = _evaluate(eval_step, val_data)
             improved = v_psnr > float(best_psnr.numpy())
             if improved:

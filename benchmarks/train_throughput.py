@@ -1,0 +1,366 @@
+"""Training throughput with the real tf.data pipeline vs. one cached batch, side by side.
+
+    python benchmarks/train_throughput.py [--models smallnet,sid_unet,punet] [--steps N] [--warmup N]
+        [--batch B] [--patch P] [--repeats R] [--out benchmarks/results]
+
+For each model (the recipe's batch, patch and loss unless overridden) one compiled
+``@tf.function`` train step of the same form as ``tflite_isp.train`` (forward, loss,
+gradient, Adam apply, through the default ``tf.distribute`` strategy) is fed two ways:
+
+* ``real``: ``pipeline.training_dataset(..., augment=True)``, decoding and augmenting files;
+* ``cached``: the same call with ``cache_one_batch=True`` (the first batch repeated forever).
+
+Both run in this one process, interleaved in ``--repeats`` rounds (order alternating
+real/cached, cached/real, ... so slow drift of a shared machine falls on both alike). Each
+measurement gets a fresh iterator, untimed warm-up steps, then ``--steps`` timed steps,
+each step synchronised by reading the loss as train.py does. Per mode the median per-step
+time over the rounds gives the throughput, and
+
+    pipeline overhead = (t_real - t_cached) / t_cached
+
+is the share of training time the input pipeline costs (the issue's target: <= 10 %).
+
+Writes ``train_throughput.json`` (everything, per round) and ``train_throughput.md`` (a
+table) to ``--out``, each atomically, after every model.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(REPO))
+
+from tflite_isp.errors import UserError, run_cli  # noqa: E402
+
+DEFAULT_MODELS = "smallnet,sid_unet,punet"
+MODES = ("real", "cached")
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="benchmarks/train_throughput.py",
+        description="Training throughput with the real tf.data pipeline vs. one cached batch (same process, "
+                    "interleaved rounds); pipeline overhead = (t_real - t_cached) / t_cached.")
+    p.add_argument("--models", default=DEFAULT_MODELS, help=f"Comma-separated recipes (default: {DEFAULT_MODELS}).")
+    p.add_argument("--steps", type=int, default=None,
+                   help="Timed steps per measurement (default: enough for about --round-seconds, 5..500).")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="Untimed steps on each fresh iterator before timing (default: about 2 s worth, 2..50).")
+    p.add_argument("--batch", type=int, default=None, help="Batch size (default: each recipe's).")
+    p.add_argument("--patch", type=int, default=None, help="Training crop in RAW pixels (default: each recipe's).")
+    p.add_argument("--repeats", type=int, default=3, help="Rounds; each round measures real and cached once.")
+    p.add_argument("--round-seconds", type=float, default=8.0,
+                   help="Target length of one timed measurement when --steps is not given (default: 8).")
+    p.add_argument("--data", default="embedded:isp",
+                   help="Training data as in train.py: LAYOUT:PATH or embedded:isp|lowlight (default: embedded:isp).")
+    p.add_argument("--seed", type=int, default=0, help="Seed of weights, crops and augmentation.")
+    p.add_argument("--out", default="benchmarks/results", help="Results folder (default: benchmarks/results).")
+    args = p.parse_args(argv)
+    for name in ("steps", "warmup", "batch", "patch"):
+        value = getattr(args, name)
+        if value is not None and value <= 0 and not (name == "warmup" and value == 0):
+            raise UserError(f"--{name} must be positive, not {value}")
+    if args.repeats <= 0:
+        raise UserError(f"--repeats must be positive, not {args.repeats}")
+    if args.round_seconds <= 0:
+        raise UserError(f"--round-seconds must be positive, not {args.round_seconds}")
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not args.models:
+        raise UserError("--models is empty")
+    return args
+
+
+# --- Machine and data descriptions ----------------------------------------------------------
+
+def machine_info() -> dict:
+    from tflite_isp._tf import tf
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    return {
+        "cpu": cpu,
+        "logical_cores": os.cpu_count(),
+        "usable_cores": usable,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+    }
+
+
+def load_average():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def data_info(layout, root, split) -> dict:
+    info = {"layout": layout, "root": str(root), "split": split.name, "pairs": len(split.pairs),
+            "raw_format": split.raw_format, "pattern": split.pattern}
+    if split.raw_format == "png":
+        from tflite_isp.datasets import png_header
+
+        w, h, depth, _ = png_header(split.pairs[0].raw)
+        info["raw_size"] = f"{w}x{h} {depth}-bit PNG"
+    manifest = Path(root) / "MANIFEST.json"
+    if manifest.is_file():
+        try:
+            m = json.loads(manifest.read_text())
+            info["generator"] = m.get("generator")
+        except ValueError:
+            pass
+    return info
+
+
+# --- Measurement -----------------------------------------------------------------------------
+
+def measure_model(name: str, args, data) -> dict:
+    from tflite_isp import datasets, nets, pipeline, recipes, train
+    from tflite_isp._tf import keras, tf
+    from tflite_isp.losses import make_loss, parse_loss
+    from tflite_isp.nets.stats import count_macs, count_params
+
+    layout, root, split = data
+    recipe = recipes.load_recipe(name)
+    explicit = tuple(k for k in ("batch", "patch") if getattr(args, k) is not None)
+    cfg = train.resolve(train.TrainConfig(model=name, seed=args.seed, explicit=explicit,
+                                          **{k: getattr(args, k) for k in explicit}), recipe)
+    multiple = nets.input_multiple(recipe.model)
+    train._check(cfg, multiple, recipe)
+    loss_fn = make_loss(parse_loss(cfg.loss), vgg_weights=cfg.vgg_weights, patch=cfg.patch)
+    datasets.input_levels(split, recipe.input)  # fails early on a normalisation mismatch
+
+    strategy = tf.distribute.get_strategy()
+    keras.utils.set_random_seed(cfg.seed)
+    with strategy.scope():
+        model = nets.build(recipe.model, name=recipe.name)
+        optimizer = keras.optimizers.Adam(learning_rate=train._schedule(cfg, cfg.epochs * cfg.steps_per_epoch))
+    optimizer.build(model.trainable_variables)
+    params = count_params(model)
+    packed = cfg.patch // 2
+    macs = count_macs(nets.build(recipe.model, height=packed, width=packed, batch=1))
+
+    @tf.function
+    def train_step(it):  # the form of train.py's train_step
+        def step_fn(x, y):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+                scaled = loss / strategy.num_replicas_in_sync
+            grads = tape.gradient(scaled, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return loss
+        return strategy.reduce(tf.distribute.ReduceOp.MEAN, strategy.run(step_fn, args=next(it)), axis=None)
+
+    def make_iterator(mode: str, round_index: int):
+        def dataset_fn(ctx):
+            return pipeline.training_dataset(
+                split, recipe.input, patch=cfg.patch, batch=ctx.get_per_replica_batch_size(cfg.batch), augment=True,
+                seed=cfg.seed + 1000 * round_index, num_shards=ctx.num_input_pipelines,
+                shard_index=ctx.input_pipeline_id, cache_one_batch=(mode == "cached"))
+        return iter(strategy.distribute_datasets_from_function(dataset_fn))
+
+    def run_steps(it, n: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            loss = float(train_step(it))  # synchronise every step, as train.py does
+            if not math.isfinite(loss):
+                raise UserError(f"{name}: loss became {loss} during the benchmark")
+        return time.perf_counter() - t0
+
+    log(f"[{name}] {params:,} parameters, batch {cfg.batch}, patch {cfg.patch}, loss {cfg.loss}: compiling")
+    t0 = time.perf_counter()
+    it = make_iterator("cached", -1)
+    run_steps(it, 1)  # trace and compile
+    compile_s = time.perf_counter() - t0
+    probe_n = 3
+    probe = run_steps(it, probe_n) / probe_n
+    del it
+    gc.collect()
+    steps = args.steps or int(min(500, max(5, math.ceil(args.round_seconds / probe))))
+    warmup = args.warmup if args.warmup is not None else int(min(50, max(2, math.ceil(2.0 / probe))))
+    log(f"[{name}] compiled in {compile_s:.1f} s; cached step ~{probe * 1000:.0f} ms -> {steps} timed steps "
+        f"after {warmup} warm-up steps, {args.repeats} round(s)")
+
+    rounds = []
+    for r in range(args.repeats):
+        order = MODES if r % 2 == 0 else MODES[::-1]
+        row = {"round": r + 1, "order": list(order)}
+        for mode in order:
+            it = make_iterator(mode, r)
+            run_steps(it, warmup)
+            elapsed = run_steps(it, steps)
+            del it  # stop this iterator's background threads before the other mode runs
+            gc.collect()
+            row[f"{mode}_step_s"] = elapsed / steps
+            log(f"[{name}] round {r + 1}/{args.repeats} {mode:6s}: {steps} steps in {elapsed:.2f} s, "
+                f"{elapsed / steps * 1000:.1f} ms/step, {cfg.batch * steps / elapsed:.1f} patches/s")
+        row["overhead_pct"] = 100.0 * (row["real_step_s"] - row["cached_step_s"]) / row["cached_step_s"]
+        rounds.append(row)
+
+    t_real = statistics.median(r["real_step_s"] for r in rounds)
+    t_cached = statistics.median(r["cached_step_s"] for r in rounds)
+    overhead = 100.0 * (t_real - t_cached) / t_cached
+    per_round = [r["overhead_pct"] for r in rounds]
+
+    # The pipeline alone (no training) at the same batch and patch: how fast it can go with every core.
+    ds = pipeline.training_dataset(split, recipe.input, patch=cfg.patch, batch=cfg.batch, augment=True,
+                                   seed=cfg.seed + 999)
+    pit = iter(ds)
+    for _ in range(3):
+        next(pit)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < min(args.round_seconds, 5.0) or n < 5:
+        next(pit)
+        n += 1
+    pipeline_alone = cfg.batch * n / (time.perf_counter() - t0)
+    del pit, ds
+    gc.collect()
+
+    result = {
+        "model": recipe.name, "params": params, "macs_per_patch": macs, "batch": cfg.batch, "patch": cfg.patch,
+        "loss": cfg.loss, "optimizer": "adam", "lr_schedule": cfg.lr_schedule, "steps": steps, "warmup": warmup,
+        "compile_s": round(compile_s, 2),
+        "traces": train_step.experimental_get_tracing_count(),
+        "real_step_s": t_real, "cached_step_s": t_cached,
+        "patches_per_s_real": cfg.batch / t_real, "patches_per_s_cached": cfg.batch / t_cached,
+        "overhead_pct": overhead,
+        "overhead_pct_rounds_min": min(per_round), "overhead_pct_rounds_max": max(per_round),
+        "pipeline_alone_patches_per_s": pipeline_alone,
+        "rounds": rounds,
+    }
+    log(f"[{name}] real {result['patches_per_s_real']:.1f} patches/s, cached {result['patches_per_s_cached']:.1f} "
+        f"patches/s: pipeline overhead {overhead:+.1f} % (rounds {min(per_round):+.1f} .. {max(per_round):+.1f} %); "
+        f"pipeline alone {pipeline_alone:.1f} patches/s")
+    return result
+
+
+# --- Output ----------------------------------------------------------------------------------
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def markdown(report: dict) -> str:
+    m, d, s = report["machine"], report["data"], report["settings"]
+    lines = [
+        "# Training throughput: real tf.data pipeline vs. one cached batch",
+        "",
+        f"Generated by `{report['command']}` on {report['finished_at'] or report['started_at']}"
+        + ("" if report["complete"] else " (incomplete: run still going or interrupted)") + ".",
+        "",
+        "| model | params | batch | patch | patches/s real | patches/s cached | overhead % | rounds min..max % |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["results"]:
+        lines.append(f"| {r['model']} | {r['params']:,} | {r['batch']} | {r['patch']} | "
+                     f"{r['patches_per_s_real']:.1f} | {r['patches_per_s_cached']:.1f} | {r['overhead_pct']:+.1f} | "
+                     f"{r['overhead_pct_rounds_min']:+.1f} .. {r['overhead_pct_rounds_max']:+.1f} |")
+    lines += [
+        "",
+        "Overhead = (t_real − t_cached) / t_cached of the median per-step times over the rounds; both modes ran "
+        "in this one process, interleaved, so the ratio compares like with like on this machine at this time. "
+        "The absolute patches/s depend on the machine and its load. Target in the issue: ≤ 10 %.",
+        "",
+        f"- Machine: {m['cpu']}, {m['usable_cores']} usable of {m['logical_cores']} logical cores, "
+        f"TensorFlow {m['tensorflow']}, Python {m['python']}"
+        + (f", GPUs {', '.join(m['gpus'])}" if m["gpus"] else ", CPU only")
+        + f"; load average {report['load_average_start']} at start, {report['load_average_end']} at end.",
+        f"- Data: {d['layout']} `{d['root']}`, {d['split']} split, {d['pairs']} pairs"
+        + (f", {d['raw_size']}" if d.get("raw_size") else "") + (f" ({d['generator']})" if d.get("generator") else "")
+        + "; augment=True.",
+        f"- Settings: {s['repeats']} round(s) of (real, cached) alternating order; per measurement a fresh "
+        "iterator, untimed warm-up steps, then timed steps synchronised each step.",
+    ]
+    for r in report["results"]:
+        lines.append(f"- {r['model']}: loss `{r['loss']}`, {r['warmup']} warm-up + {r['steps']} timed steps per "
+                     f"measurement, {r['macs_per_patch'] / 1e9:.2f} GMAC per patch forward, pipeline alone "
+                     f"{r['pipeline_alone_patches_per_s']:.1f} patches/s.")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    started = time.strftime("%Y-%m-%d %H:%M:%S %z")
+    load_start = load_average()
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{out}: cannot create the results folder ({err.strerror or err})") from None
+
+    from tflite_isp import datasets, recipes
+
+    for name in args.models:
+        recipes.load_recipe(name)  # unknown names fail before any work
+    log(f"loading data {args.data}")
+    layout, root = datasets.parse_data_flag(args.data)
+    split = datasets.open_split(layout, root, "train")
+    data = (layout, root, split)
+
+    report = {
+        "benchmark": "train_throughput",
+        "command": " ".join(["python", "benchmarks/train_throughput.py", *(sys.argv[1:] if argv is None else argv)]),
+        "started_at": started, "finished_at": None, "complete": False,
+        "machine": machine_info(),
+        "data": data_info(layout, root, split),
+        "settings": {"models": args.models, "steps": args.steps, "warmup": args.warmup, "batch": args.batch,
+                     "patch": args.patch, "repeats": args.repeats, "round_seconds": args.round_seconds,
+                     "seed": args.seed, "augment": True, "statistic": "median per-step time over rounds"},
+        "load_average_start": load_start, "load_average_end": None,
+        "results": [],
+    }
+    m = report["machine"]
+    log(f"machine: {m['cpu']}, {m['usable_cores']} cores, TensorFlow {m['tensorflow']}; load average {load_start}")
+    log(f"data: {layout}:{root} ({len(split.pairs)} train pairs)")
+
+    def save():
+        report["load_average_end"] = load_average()
+        write_atomic(out / "train_throughput.json", json.dumps(report, indent=2) + "\n")
+        write_atomic(out / "train_throughput.md", markdown(report))
+
+    t0 = time.perf_counter()
+    for i, name in enumerate(args.models, start=1):
+        log(f"=== model {i}/{len(args.models)}: {name}")
+        report["results"].append(measure_model(name, args, data))
+        save()
+    report["complete"] = True
+    report["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S %z")
+    report["wall_s"] = round(time.perf_counter() - t0, 1)
+    save()
+    log(f"done in {report['wall_s']:.0f} s: {out / 'train_throughput.json'}, {out / 'train_throughput.md'}")
+    log("")
+    log(markdown(report).split("\n\n")[2])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
