@@ -110,3 +110,10 @@ def test_tf_and_numpy_share_the_implementation():
         np.testing.assert_array_equal(t_tf.numpy(), t_np)
         np.testing.assert_array_equal(bayer.pack(tf.constant(m_np), "GRBG", "sid").numpy(),
                                       bayer.pack(m_np, "GRBG", "sid"))
+
+
+def test_dihedral_is_rot90_after_optional_transpose():
+    x = np.arange(24).reshape(4, 6)
+    for k in range(8):
+        base = x.T if k >= 4 else x
+        np.testing.assert_array_equal(bayer.dihedral(x, k), np.rot90(base, k % 4))

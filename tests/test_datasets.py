@@ -78,7 +78,8 @@ def test_sid_exposure_parsing():
         datasets.sid_exposure("00001_00.dng")
 
 
-def test_pipeline_augmentation_keeps_input_and_target_aligned(tmp_path):
+@pytest.mark.parametrize("cache_bytes", [0, pipeline.DEFAULT_CACHE_BYTES], ids=["streamed", "in-memory"])
+def test_pipeline_augmentation_keeps_input_and_target_aligned(tmp_path, cache_bytes):
     """Target pixel = its own RAW value: after crops and all 8 transforms, unpacked input == target."""
     root = tmp_path / "probe"
     rng = np.random.default_rng(3)
@@ -93,7 +94,8 @@ def test_pipeline_augmentation_keeps_input_and_target_aligned(tmp_path):
     (root / "sensor.json").write_text(json.dumps({"pattern": "GBRG", "black": 0, "white": 65535}))
     spec = recipes.InputSpec(bayer.ORDERS["mai21"], "file", "file", True)
     split = datasets.open_split("mai21", root, "train")
-    ds = pipeline.training_dataset(split, spec, patch=16, batch=1, augment=True, seed=5)
+    assert split.decoded_bytes() == 4 * 40 * 40 * (2 + 6)  # 16-bit targets
+    ds = pipeline.training_dataset(split, spec, patch=16, batch=1, augment=True, seed=5, cache_bytes=cache_bytes)
     for x, y in ds.take(24):
         mosaic = bayer.unpack(x.numpy()[0], "GBRG", spec.order)
         np.testing.assert_allclose(mosaic, y.numpy()[0, ..., 0], atol=1e-6)

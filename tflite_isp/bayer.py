@@ -63,6 +63,14 @@ def _transpose(x, perm):
     return tf.transpose(x, perm)
 
 
+def _flip(x, axes):
+    if isinstance(x, np.ndarray):
+        return np.flip(x, axes)
+    from tflite_isp._tf import tf
+
+    return tf.reverse(x, axes)
+
+
 def _stack(xs, axis):
     if all(isinstance(x, np.ndarray) for x in xs):
         return np.stack(xs, axis)
@@ -122,14 +130,21 @@ def normalise(x, black, white, clip: bool = True):
 # transform the mosaic, then crop one row/column where needed so the pattern is the
 # original again, then pack with the original pattern. Output loses 2 pixels per side pair.
 
+#: k -> (transpose first?, axes to reverse): each of the eight transforms as at most one
+#: transpose and one reverse (negative-stride slices are several times slower in TF).
+_DIHEDRAL = {0: (False, ()), 1: (True, (0,)), 2: (False, (0, 1)), 3: (True, (1,)),
+             4: (True, ()), 5: (False, (0,)), 6: (True, (0, 1)), 7: (False, (1,))}
+
+
 def dihedral(x, k: int):
-    """Apply dihedral transform ``k`` (0..7) to the two leading axes of ``x``."""
-    perm = (1, 0) + tuple(range(2, len(x.shape)))
-    if k >= 4:
-        x = _transpose(x, perm)
-    for _ in range(k % 4):
-        x = _transpose(x, perm)[::-1]
-    return x
+    """Apply dihedral transform ``k`` (0..7) to the two leading axes of ``x``.
+
+    ``k % 4`` quarter turns counter-clockwise (as np.rot90), after a transpose when k >= 4.
+    """
+    transpose, axes = _DIHEDRAL[k]
+    if transpose:
+        x = _transpose(x, (1, 0) + tuple(range(2, len(x.shape))))
+    return _flip(x, axes) if axes else x
 
 
 def phase_offset(pattern: str, k: int) -> tuple:

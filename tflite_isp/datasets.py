@@ -14,7 +14,7 @@ import os
 import re
 import struct
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,8 @@ class Pair:
     ratio: float = 1.0
     black: tuple = (0.0, 0.0, 0.0, 0.0)  # per colour, bayer.COLOURS order; from the file or sensor.json
     white: float = 0.0  # 0 when unknown (a bare PNG without sensor.json)
+    shape: tuple = (0, 0)  # RAW mosaic (height, width), known once checked
+    target_bits: int = 8
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,11 @@ class Split:
     @property
     def task(self) -> str:
         return "lowlight" if self.layout == "sid" else "isp"
+
+    def decoded_bytes(self) -> int:
+        """Memory that the decoded split takes: uint16 mosaics plus 8- or 16-bit RGB targets."""
+        per_target = 6 if any(p.target_bits > 8 for p in self.pairs) else 3
+        return sum(h * w * (2 + per_target) for h, w in (p.shape for p in self.pairs))
 
     def report(self) -> dict:
         return {"layout": self.layout, "root": self.root, "split": self.name, "pairs": len(self.pairs),
@@ -74,10 +81,10 @@ def png_header(path) -> tuple:
 
 
 def image_size(path) -> tuple:
-    """(width, height, channels) of a PNG or JPEG target, checking the file is complete."""
+    """(width, height, channels, bits) of a PNG or JPEG target, checking the file is complete."""
     if str(path).lower().endswith(".png"):
-        w, h, _, ctype = png_header(path)
-        return w, h, {0: 1, 2: 3, 4: 2, 6: 4}.get(ctype, 0)
+        w, h, depth, ctype = png_header(path)
+        return w, h, {0: 1, 2: 3, 4: 2, 6: 4}.get(ctype, 0), depth
     from PIL import Image
 
     with open(path, "rb") as f:
@@ -85,7 +92,7 @@ def image_size(path) -> tuple:
         if f.read(2) != b"\xff\xd9":
             raise ValueError("truncated JPEG (no end-of-image marker)")
     with Image.open(path) as im:
-        return im.width, im.height, len(im.getbands())
+        return im.width, im.height, len(im.getbands()), 8
 
 
 def _check_png_raw(path) -> tuple:
@@ -97,12 +104,14 @@ def _check_png_raw(path) -> tuple:
     return w, h
 
 
-def _check_target(path, raw_wh) -> None:
-    w, h, c = image_size(path)
+def _check_target(path, raw_wh) -> int:
+    """Check an RGB target matches its RAW's size; returns its bit depth."""
+    w, h, c, bits = image_size(path)
     if c != 3:
         raise ValueError(f"target must be RGB, found {c} channel(s)")
     if (w, h) != tuple(raw_wh):
         raise ValueError(f"target is {w}x{h} but its RAW is {raw_wh[0]}x{raw_wh[1]}")
+    return bits
 
 
 def _screen(candidates, check, on_bad: str, split_name: str):
@@ -165,10 +174,10 @@ def _png_layout(root: Path, split: str, raw_dir: str, target_dir: str, target_ex
         if not Path(pair.target).is_file():
             raise ValueError(f"no target image {pair.target}")
         try:
-            _check_target(pair.target, wh)
+            bits = _check_target(pair.target, wh)
         except ValueError as err:
             raise fail(pair.target, str(err)) from None
-        return pair
+        return replace(pair, shape=(wh[1], wh[0]), target_bits=bits)
 
     good, bad = _screen(candidates, check, on_bad, f"{layout}:{split}")
     return Split(layout, str(root), split, pattern, "png", tuple(good), tuple(bad))
@@ -241,7 +250,7 @@ def _sid(root: Path, split: str, on_bad: str) -> Split:
             raise fail(pair.raw, f"short exposure is {short.mosaic.shape} but {pair.target} is {long_frame.mosaic.shape}")
         patterns.add(short.pattern)
         gt = sid_ground_truth(pair.target)
-        return Pair(pair.raw, str(gt), ratio, short.black, short.white)
+        return Pair(pair.raw, str(gt), ratio, short.black, short.white, short.mosaic.shape, 16)
 
     good, bad = _screen(candidates, check, on_bad, f"sid:{split}")
     if len(patterns) > 1:

@@ -1,7 +1,10 @@
 """tf.data streaming of a dataset Split: parallel decode, random packed crops, phase-true
 augmentation, normalisation by the model's InputSpec, batching and prefetch.
 
-Nothing is held in memory beyond the prefetch buffers: each element decodes its own files.
+A split whose decoded size fits the cache budget (1 GiB by default) is decoded once and kept
+in memory; PNG decoding costs more CPU than a small model's training step, and on CPU both
+share the same cores. A larger split streams: each element decodes its own files and
+nothing but the prefetch buffers is held, whatever the dataset's size.
 """
 from __future__ import annotations
 
@@ -25,10 +28,14 @@ def model_input(mosaic, pattern: str, spec, black, white, ratio=1.0):
     return x
 
 
+DEFAULT_CACHE_BYTES = 1 << 30
+
+
 def _decoder(split: Split):
+    """path -> uint16 H x W mosaic."""
     if split.raw_format == "png":
         def decode(path):
-            return tf.cast(tf.io.decode_png(tf.io.read_file(path), channels=1, dtype=tf.uint16)[..., 0], tf.float32)
+            return tf.io.decode_png(tf.io.read_file(path), channels=1, dtype=tf.uint16)[..., 0]
     else:
         from tflite_isp import rawio
 
@@ -38,13 +45,13 @@ def _decoder(split: Split):
         def decode(path):
             m = tf.numpy_function(read, [path], tf.uint16, stateful=False)
             m.set_shape([None, None])
-            return tf.cast(m, tf.float32)
+            return m
     return decode
 
 
-def decode_target(path):
-    """PNG (8 or 16 bit) or JPEG target as float32 H x W x 3 in [0, 1]."""
-    img = tf.io.decode_image(tf.io.read_file(path), channels=3, dtype=tf.float32, expand_animations=False)
+def decode_target(path, dtype=tf.float32):
+    """PNG (8 or 16 bit) or JPEG target as H x W x 3: float32 in [0, 1], or uint8/uint16 full scale."""
+    img = tf.io.decode_image(tf.io.read_file(path), channels=3, dtype=dtype, expand_animations=False)
     img.set_shape([None, None, 3])
     return img
 
@@ -61,10 +68,13 @@ def _tensors(split: Split, spec):
 
 
 def training_dataset(split: Split, spec, *, patch: int, batch: int, augment: bool = True, seed: int = 0,
-                     num_shards: int = 1, shard_index: int = 0, cache_one_batch: bool = False):
+                     num_shards: int = 1, shard_index: int = 0, cache_bytes: int = DEFAULT_CACHE_BYTES,
+                     cache_one_batch: bool = False):
     """Endless batches of (packed input, target): ``patch`` is the RAW/target crop size in pixels.
 
-    ``cache_one_batch`` repeats the first batch forever (the benchmark's pipeline-free baseline).
+    The split is decoded once into memory when its decoded size is at most ``cache_bytes``
+    (0 always streams). ``cache_one_batch`` repeats the first batch forever (the benchmark's
+    pipeline-free baseline).
     """
     if patch % 2:
         raise ValueError("patch must be even")
@@ -74,9 +84,13 @@ def training_dataset(split: Split, spec, *, patch: int, batch: int, augment: boo
     too_small = (f"image smaller than the {crop}x{crop} training crop (patch {patch}"
                  + (" + 2 for phase-true augmentation" if augment else "") + "); lower --patch:")
 
-    def load(files, rnd):
-        raw_path, target_path, ratio, black, white = files
-        mosaic, target = decode(raw_path), decode_target(target_path)
+    target_dtype = tf.uint16 if any(p.target_bits > 8 for p in split.pairs) else tf.uint8
+
+    def decode_pair(raw_path, target_path, ratio, black, white):
+        return raw_path, decode(raw_path), decode_target(target_path, target_dtype), ratio, black, white
+
+    def load(decoded, rnd):
+        raw_path, mosaic, target, ratio, black, white = decoded
         h, w = tf.shape(mosaic)[0], tf.shape(mosaic)[1]
         tf.debugging.Assert(tf.minimum(h, w) >= crop, [too_small, raw_path])
         rnd = tf.cast(rnd % 65536, tf.int32)
@@ -87,16 +101,22 @@ def training_dataset(split: Split, spec, *, patch: int, batch: int, augment: boo
         if augment:
             branches = [lambda k=k: bayer.augment_mosaic(mosaic, target, k, pattern) for k in range(8)]
             mosaic, target = tf.switch_case(rnd[2] % 8, branches)
-        mosaic = tf.ensure_shape(mosaic, [patch, patch])
-        target = tf.ensure_shape(target, [patch, patch, 3])
+        mosaic = tf.cast(tf.ensure_shape(mosaic, [patch, patch]), tf.float32)
+        target = tf.image.convert_image_dtype(tf.ensure_shape(target, [patch, patch, 3]), tf.float32)
         return model_input(mosaic, pattern, spec, black, white, ratio), target
 
     files = tf.data.Dataset.from_tensor_slices(_tensors(split, spec))
     if num_shards > 1:
         files = files.shard(num_shards, shard_index)
-    files = files.shuffle(len(split.pairs), seed=seed, reshuffle_each_iteration=True).repeat()
+    n = len(split.pairs)
+    if split.decoded_bytes() <= cache_bytes:
+        decoded = files.map(decode_pair, num_parallel_calls=AUTOTUNE).cache()
+        decoded = decoded.shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
+    else:
+        files = files.shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
+        decoded = files.map(decode_pair, num_parallel_calls=AUTOTUNE, deterministic=True)
     randoms = tf.data.Dataset.random(seed=seed).batch(3)
-    ds = tf.data.Dataset.zip((files, randoms)).map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = tf.data.Dataset.zip((decoded, randoms)).map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.batch(batch, drop_remainder=True)
     if cache_one_batch:
         ds = ds.take(1).cache().repeat()
@@ -113,7 +133,7 @@ def eval_dataset(split: Split, spec, *, multiple: int = 1, max_size: int = 0):
     pattern = split.pattern
 
     def load(raw_path, target_path, ratio, black, white):
-        mosaic, target = decode(raw_path), decode_target(target_path)
+        mosaic, target = tf.cast(decode(raw_path), tf.float32), decode_target(target_path)
         h, w = tf.shape(mosaic)[0], tf.shape(mosaic)[1]
         ch, cw = (h // step) * step, (w // step) * step
         if max_size:

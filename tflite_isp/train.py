@@ -42,6 +42,8 @@ flags.DEFINE_float("width_multiplier", None, "U-Net channel width multiplier.")
 flags.DEFINE_boolean("separable", None, "U-Net with depthwise-separable convolutions.")
 flags.DEFINE_boolean("augment", None, "Phase-true flips/rotations/transposes (default: recipe).")
 flags.DEFINE_integer("checkpoint_every", None, "Steps between checkpoints (default: recipe).")
+flags.DEFINE_integer("cache_mb", 1024, "Decode the training split once into memory when it fits in this many MiB; "
+                                      "larger splits stream from disk (0: always stream).")
 flags.DEFINE_integer("val_max_size", 1024, "Largest validation crop in RAW pixels (bounds eval time).")
 flags.DEFINE_boolean("resume", False, "Continue the run in --out (or the newest run) from its last checkpoint.")
 flags.DEFINE_string("out", None, "Run directory (default: runs/<model>-<time>).")
@@ -71,6 +73,7 @@ class TrainConfig:
     augment: bool = True
     checkpoint_every: int = 100
     val_max_size: int = 1024
+    cache_mb: int = 1024
     resume: bool = False
     out: str | None = None
     strategy: str = "default"
@@ -236,7 +239,7 @@ def run(cfg: TrainConfig) -> dict:
         return pipeline.training_dataset(
             train_split, recipe.input, patch=cfg.patch, batch=ctx.get_per_replica_batch_size(cfg.batch),
             augment=cfg.augment, seed=cfg.seed + start_step, num_shards=ctx.num_input_pipelines,
-            shard_index=ctx.input_pipeline_id)
+            shard_index=ctx.input_pipeline_id, cache_bytes=cfg.cache_mb << 20)
 
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
     val_data = pipeline.eval_dataset(val_split, recipe.input, multiple=multiple, max_size=cfg.val_max_size)
