@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO))
 
+from tflite_isp import atomic  # noqa: E402
 from tflite_isp.errors import UserError, run_cli  # noqa: E402
 
 DEFAULT_MODELS = "smallnet,sid_unet,punet"
@@ -273,12 +274,6 @@ def measure_model(name: str, args, data) -> dict:
 
 # --- Output ----------------------------------------------------------------------------------
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _macs(n: int) -> str:
     return f"{n / 1e9:.2f} GMAC" if n >= 1e9 else f"{n / 1e6:.1f} MMAC"
 
@@ -362,8 +357,8 @@ def main(argv=None) -> int:
 
     def save():
         report["load_average_end"] = load_average()
-        write_atomic(out / "train_throughput.json", json.dumps(report, indent=2) + "\n")
-        write_atomic(out / "train_throughput.md", markdown(report))
+        atomic.write_text(out / "train_throughput.json", json.dumps(report, indent=2) + "\n")
+        atomic.write_text(out / "train_throughput.md", markdown(report))
 
     t0 = time.perf_counter()
     for i, name in enumerate(args.models, start=1):

@@ -8,7 +8,6 @@ import sys
 import time
 
 import pytest
-
 from conftest import REPO, run_module
 
 TINY = ["--epochs", "2", "--steps_per_epoch", "4", "--batch", "2", "--patch", "64", "--checkpoint_every", "2"]
@@ -46,6 +45,8 @@ def test_train_cli_writes_a_complete_run_dir(isp_data, tmp_path):
     (["--data", "mai21:/no/such/dataset"], "/no/such/dataset: dataset root not found"),
     (["--loss", "l1,perceptual:2"], "unknown loss term 'perceptual'"),
     (["--loss", "vgg"], "local VGG-19 weights"),
+    (["--width_multiplier", "0.5"], "smallnet has no setting 'width_multiplier'"),
+    (["--patch", "96"], "smaller than the 98x98 training crop (patch 96 + 2 for phase-true augmentation)"),
     (["--data", "sid:DATA"], "divides by 1020"),
 ])
 def test_bad_input_is_one_line(isp_data, lowlight_data, tmp_path, args, expected):

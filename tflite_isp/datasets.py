@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tflite_isp import bayer
+from tflite_isp import atomic, bayer
 from tflite_isp.errors import UserError, fail
 
 LAYOUTS = ("mai21", "zurich", "sid")
@@ -122,9 +122,8 @@ def _screen(candidates, check, on_bad: str, split_name: str):
         try:
             good.append(check(pair))
         except (ValueError, OSError, UserError) as err:
-            msg = str(err)
-            path = msg.split(": ", 1)[0] if isinstance(err, UserError) else pair.raw
-            reason = msg.split(": ", 1)[1] if isinstance(err, UserError) and ": " in msg else msg
+            path = getattr(err, "path", None) or pair.raw
+            reason = getattr(err, "problem", None) or str(err)
             if on_bad == "fail":
                 raise fail(path, f"{reason} (use --bad_files=skip to leave bad files out)") from None
             bad.append((path, reason))
@@ -220,9 +219,7 @@ def sid_ground_truth(long_path) -> Path:
 
     data = tf.io.encode_png(np.round(rgb * 65535.0).astype(np.uint16)).numpy()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, out)
+    atomic.write_bytes(out, data)
     return out
 
 

@@ -6,11 +6,11 @@ not written: this LibRaw build cannot read Deflate and mis-decodes lossless JPEG
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from tflite_isp import atomic
 from tflite_isp.bayer import COLOURS, check_pattern, colour_positions
 from tflite_isp.errors import fail
 
@@ -97,14 +97,9 @@ def write_dng(path, mosaic_uint16, *, pattern, black, white, xyz_to_cam, as_shot
         raise fail(path, "is a folder, expected a .dng file name")
     if not path.parent.is_dir():
         raise fail(path.parent, "no such folder to write the DNG into")
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        tifffile.imwrite(tmp, raw, photometric="cfa", extratags=tags,
-                         software="tflite_isp", metadata=None)
-        os.replace(tmp, path)
+        with atomic.replacing(path) as tmp:
+            tifffile.imwrite(tmp, raw, photometric="cfa", extratags=tags, software="tflite_isp", metadata=None)
     except OSError as err:
         raise fail(path, f"cannot write DNG ({err.strerror or err})") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path

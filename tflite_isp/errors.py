@@ -8,10 +8,15 @@ import sys
 class UserError(Exception):
     """Bad input from the user (a file, a flag, a dataset): shown as one line, exit code 2."""
 
+    path = None
+    problem = None
+
 
 def fail(path, problem: str) -> UserError:
-    """A UserError of the form ``PATH: problem``."""
-    return UserError(f"{path}: {problem}")
+    """A UserError of the form ``PATH: problem`` (``.path`` and ``.problem`` kept apart)."""
+    err = UserError(f"{path}: {problem}")
+    err.path, err.problem = str(path), problem
+    return err
 
 
 def run_cli(main, argv=None) -> int:

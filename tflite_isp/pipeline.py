@@ -8,7 +8,6 @@ nothing but the prefetch buffers is held, whatever the dataset's size.
 """
 from __future__ import annotations
 
-
 from tflite_isp import bayer
 from tflite_isp._tf import tf
 from tflite_isp.datasets import Split, input_levels

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from absl import app, flags
 
+from tflite_isp import atomic
 from tflite_isp.errors import UserError, fail, run_cli
 from tflite_isp.progress import Progress
 
@@ -49,6 +50,7 @@ flags.DEFINE_boolean("resume", False, "Continue the run in --out (or the newest 
 flags.DEFINE_string("out", None, "Run directory (default: runs/<model>-<time>).")
 flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "tf.distribute strategy; multi_worker reads TF_CONFIG.")
 flags.DEFINE_integer("seed", 0, "Random seed (weights, crops, augmentation, shuffling).")
+flags.DEFINE_boolean("debug", False, "Show full tracebacks for bad input (also TFLITE_ISP_DEBUG=1).")
 flags.DEFINE_enum("bad_files", "fail", ["fail", "skip"], "A corrupt dataset file fails the run, or is skipped and "
                                                            "listed in data_report.json.")
 
@@ -100,12 +102,6 @@ def resolve(config: TrainConfig, recipe) -> TrainConfig:
 
 
 # --- Side-effect helpers ------------------------------------------------------------------
-
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
 
 def _newest_run(root=Path("runs")) -> Path:
     runs = sorted((p for p in root.glob("*") if (p / "checkpoints" / "checkpoint").is_file()),
@@ -203,7 +199,10 @@ def run(cfg: TrainConfig) -> dict:
         if (run_dir / "checkpoints" / "checkpoint").is_file():
             raise fail(run_dir, "run directory already has checkpoints; pass --resume or another --out")
 
-    multiple = nets.input_multiple(recipe.model)
+    try:
+        multiple = nets.input_multiple(recipe.model)
+    except ValueError as err:
+        raise fail(recipe.source or recipe.name, str(err)) from None
     _check(cfg, multiple, recipe)
     terms = parse_loss(cfg.loss)
     loss_fn = make_loss(terms, vgg_weights=cfg.vgg_weights, patch=cfg.patch)
@@ -214,10 +213,10 @@ def run(cfg: TrainConfig) -> dict:
 
     run_dir.mkdir(parents=True, exist_ok=True)
     if is_chief:
-        _write_json(run_dir / "recipe.json", {**recipe.to_dict(), "train": {**recipe.train, **_train_section(cfg)}})
-        _write_json(run_dir / "run.json", {"config": {k: v for k, v in asdict(cfg).items() if k != "explicit"},
+        atomic.write_json(run_dir / "recipe.json", {**recipe.to_dict(), "train": {**recipe.train, **_train_section(cfg)}})
+        atomic.write_json(run_dir / "run.json", {"config": {k: v for k, v in asdict(cfg).items() if k != "explicit"},
                                            "data": {"layout": layout, "root": str(root)}})
-        _write_json(run_dir / "data_report.json", {"train": train_split.report(), "val": val_split.report()})
+        atomic.write_json(run_dir / "data_report.json", {"train": train_split.report(), "val": val_split.report()})
 
     total_steps = cfg.epochs * cfg.steps_per_epoch
     keras.utils.set_random_seed(cfg.seed)
@@ -312,18 +311,21 @@ def run(cfg: TrainConfig) -> dict:
                 tf.summary.scalar("train/patches_per_s", row["patches_per_s"])
             writer.flush()
             if is_chief:
-                _write_json(run_dir / "metrics.json", metrics)
+                atomic.write_json(run_dir / "metrics.json", metrics)
             log(is_chief, f"epoch {epoch + 1}: loss {row['loss']:.4f}  val PSNR {v_psnr:.2f} dB  SSIM {v_ssim:.4f}"
                           f"  {row['patches_per_s']:.1f} patch/s{'  (best)' if improved else ''}")
     except tf.errors.OpError as err:
         raise UserError(f"data pipeline failed: {err.message.splitlines()[0]}") from None
+    except KeyboardInterrupt:
+        log(is_chief, f"\ninterrupted at step {step}; continue with: python -m tflite_isp.train --resume --out {run_dir}")
+        raise SystemExit(130) from None
 
     if is_chief:
         if (run_dir / "best.weights.h5").is_file():
             model.load_weights(str(run_dir / "best.weights.h5"))
         _save_model(model, run_dir / "model.keras")
         metrics["finished"] = True
-        _write_json(run_dir / "metrics.json", metrics)
+        atomic.write_json(run_dir / "metrics.json", metrics)
         log(True, f"done: best val PSNR {metrics['best']['val_psnr']:.2f} dB; model {run_dir / 'model.keras'}")
     else:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
@@ -360,15 +362,13 @@ def _load_metrics(run_dir: Path) -> dict:
 
 
 def _save_weights(model, path: Path) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    model.save_weights(str(tmp))
-    os.replace(tmp, path)
+    with atomic.replacing(path) as tmp:
+        model.save_weights(str(tmp))
 
 
 def _save_model(model, path: Path) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    model.save(str(tmp))
-    os.replace(tmp, path)
+    with atomic.replacing(path) as tmp:
+        model.save(str(tmp))
 
 
 def log(enabled: bool, message: str) -> None:
@@ -380,6 +380,8 @@ def main(argv) -> int:
     from absl import logging
 
     logging.set_verbosity(logging.WARNING)  # TF's checkpoint code logs at INFO on every save
+    if FLAGS.debug:
+        os.environ["TFLITE_ISP_DEBUG"] = "1"
 
     def body(_):
         if len(argv) > 1:

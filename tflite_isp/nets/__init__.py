@@ -1,6 +1,8 @@
 """Model zoo: build a recipe's network at a fixed or dynamic input size."""
 from __future__ import annotations
 
+import inspect
+
 from tflite_isp._tf import keras
 from tflite_isp.nets import punet as _punet
 from tflite_isp.nets import smallnet as _smallnet
@@ -17,9 +19,13 @@ ARCHITECTURES = {
 
 def _split(model_section: dict):
     settings = dict(model_section)
-    arch = settings.pop("architecture")
+    arch = settings.pop("architecture", None)
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
+    known = inspect.signature(ARCHITECTURES[arch][0]).parameters
+    for key in settings:
+        if key not in known or key == "inputs":
+            raise ValueError(f"{arch} has no setting {key!r} (settings: {', '.join(k for k in known if k != 'inputs')})")
     return arch, settings
 
 
