@@ -244,7 +244,8 @@ def _sid(root: Path, split: str, on_bad: str) -> Split:
         short = rawio.read_raw(pair.raw)
         long_frame = rawio.read_raw(pair.target)
         if short.mosaic.shape != long_frame.mosaic.shape:
-            raise fail(pair.raw, f"short exposure is {short.mosaic.shape} but {pair.target} is {long_frame.mosaic.shape}")
+            raise fail(pair.raw, f"short exposure is {short.mosaic.shape} but {pair.target} is "
+                                 f"{long_frame.mosaic.shape}")
         patterns.add(short.pattern)
         gt = sid_ground_truth(pair.target)
         return Pair(pair.raw, str(gt), ratio, short.black, short.white, short.mosaic.shape, 16)
@@ -280,7 +281,8 @@ def parse_data_flag(value: str):
     """``LAYOUT:PATH`` -> (layout, path); ``embedded:isp`` / ``embedded:lowlight`` -> the embedded set."""
     layout, sep, path = value.partition(":")
     if not sep or not path:
-        raise UserError(f"--data must be LAYOUT:PATH (layouts: {', '.join(LAYOUTS)}) or embedded:isp|lowlight, not {value!r}")
+        raise UserError(f"--data must be LAYOUT:PATH (layouts: {', '.join(LAYOUTS)}) or embedded:isp|lowlight, "
+                        f"not {value!r}")
     if layout == "embedded":
         from tflite_isp import synth
 

@@ -35,7 +35,8 @@ def _vgg_features(weights_path):
     path = Path(weights_path or "")
     if not weights_path or not path.is_file():
         raise fail(path if weights_path else "--vgg_weights",
-                   "the vgg loss needs a local VGG-19 weights file (Keras .h5, include_top=False); nothing is downloaded")
+                   "the vgg loss needs a local VGG-19 weights file (Keras .h5, include_top=False); "
+                   "nothing is downloaded")
     vgg = keras.applications.VGG19(include_top=False, weights=None)
     try:
         vgg.load_weights(str(path))

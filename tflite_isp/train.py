@@ -213,9 +213,10 @@ def run(cfg: TrainConfig) -> dict:
 
     run_dir.mkdir(parents=True, exist_ok=True)
     if is_chief:
-        atomic.write_json(run_dir / "recipe.json", {**recipe.to_dict(), "train": {**recipe.train, **_train_section(cfg)}})
-        atomic.write_json(run_dir / "run.json", {"config": {k: v for k, v in asdict(cfg).items() if k != "explicit"},
-                                           "data": {"layout": layout, "root": str(root)}})
+        resolved = {**recipe.to_dict(), "train": {**recipe.train, **_train_section(cfg)}}
+        settings = {k: v for k, v in asdict(cfg).items() if k != "explicit"}
+        atomic.write_json(run_dir / "recipe.json", resolved)
+        atomic.write_json(run_dir / "run.json", {"config": settings, "data": {"layout": layout, "root": str(root)}})
         atomic.write_json(run_dir / "data_report.json", {"train": train_split.report(), "val": val_split.report()})
 
     total_steps = cfg.epochs * cfg.steps_per_epoch
@@ -317,7 +318,8 @@ def run(cfg: TrainConfig) -> dict:
     except tf.errors.OpError as err:
         raise UserError(f"data pipeline failed: {err.message.splitlines()[0]}") from None
     except KeyboardInterrupt:
-        log(is_chief, f"\ninterrupted at step {step}; continue with: python -m tflite_isp.train --resume --out {run_dir}")
+        log(is_chief, f"\ninterrupted at step {step}; continue with: "
+                      f"python -m tflite_isp.train --resume --out {run_dir}")
         raise SystemExit(130) from None
 
     if is_chief:

@@ -25,7 +25,8 @@ def _split(model_section: dict):
     known = inspect.signature(ARCHITECTURES[arch][0]).parameters
     for key in settings:
         if key not in known or key == "inputs":
-            raise ValueError(f"{arch} has no setting {key!r} (settings: {', '.join(k for k in known if k != 'inputs')})")
+            names = ", ".join(k for k in known if k != "inputs")
+            raise ValueError(f"{arch} has no setting {key!r} (settings: {names})")
     return arch, settings
 
 

@@ -8,7 +8,8 @@ def smallnet(inputs, *, filters=(16, 16, 12), activations=("tanh", "relu", "relu
     if filters[-1] != 12:
         raise ValueError("Smallnet's last conv must have 12 channels (3 colours x 2x2 pixel shuffle)")
     if len(filters) != len(activations):
-        raise ValueError(f"smallnet needs one activation per conv: {len(filters)} filters, {len(activations)} activations")
+        raise ValueError(f"smallnet needs one activation per conv, got {len(filters)} filters and "
+                         f"{len(activations)} activations")
     x = inputs
     for i, (f, act) in enumerate(zip(filters, activations, strict=True)):
         x = keras.layers.Conv2D(f, 3, padding="same", activation=act, name=f"conv{i + 1}")(x)
