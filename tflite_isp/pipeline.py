@@ -11,6 +11,7 @@ from __future__ import annotations
 from tflite_isp import bayer
 from tflite_isp._tf import tf
 from tflite_isp.datasets import Split, input_levels
+from tflite_isp.errors import fail
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -80,18 +81,19 @@ def training_dataset(split: Split, spec, *, patch: int, batch: int, augment: boo
     decode = _decoder(split)
     crop = patch + 2 if augment else patch  # augmentation trims one phase row/column per side pair
     pattern = split.pattern
-    too_small = (f"image smaller than the {crop}x{crop} training crop (patch {patch}"
-                 + (" + 2 for phase-true augmentation" if augment else "") + "); lower --patch:")
+    for p in split.pairs:
+        if 0 < min(p.shape) < crop:
+            raise fail(p.raw, f"{p.shape[1]}x{p.shape[0]} is smaller than the {crop}x{crop} training crop (patch "
+                              f"{patch}{' + 2 for phase-true augmentation' if augment else ''}); lower --patch")
 
     target_dtype = tf.uint16 if any(p.target_bits > 8 for p in split.pairs) else tf.uint8
 
     def decode_pair(raw_path, target_path, ratio, black, white):
-        return raw_path, decode(raw_path), decode_target(target_path, target_dtype), ratio, black, white
+        return decode(raw_path), decode_target(target_path, target_dtype), ratio, black, white
 
     def load(decoded, rnd):
-        raw_path, mosaic, target, ratio, black, white = decoded
+        mosaic, target, ratio, black, white = decoded
         h, w = tf.shape(mosaic)[0], tf.shape(mosaic)[1]
-        tf.debugging.Assert(tf.minimum(h, w) >= crop, [too_small, raw_path])
         rnd = tf.cast(rnd % 65536, tf.int32)
         oy = 2 * (rnd[0] % ((h - crop) // 2 + 1))
         ox = 2 * (rnd[1] % ((w - crop) // 2 + 1))

@@ -316,7 +316,9 @@ def run(cfg: TrainConfig) -> dict:
             log(is_chief, f"epoch {epoch + 1}: loss {row['loss']:.4f}  val PSNR {v_psnr:.2f} dB  SSIM {v_ssim:.4f}"
                           f"  {row['patches_per_s']:.1f} patch/s{'  (best)' if improved else ''}")
     except tf.errors.OpError as err:
-        raise UserError(f"data pipeline failed: {err.message.splitlines()[0]}") from None
+        lines = [ln.strip() for ln in err.message.splitlines() if ln.strip()]
+        detail = next((ln for ln in reversed(lines) if not ln.startswith(("Detected at", "[[", "File "))), "")
+        raise UserError(f"training failed in TensorFlow: {detail or type(err).__name__}") from None
     except KeyboardInterrupt:
         log(is_chief, f"\ninterrupted at step {step}; continue with: "
                       f"python -m tflite_isp.train --resume --out {run_dir}")
