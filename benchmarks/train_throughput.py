@@ -66,7 +66,7 @@ def parse_args(argv):
                    help="Untimed steps on each fresh iterator before timing (default: about 2 s worth, 2..50).")
     p.add_argument("--batch", type=int, default=None, help="Batch size (default: each recipe's).")
     p.add_argument("--patch", type=int, default=None, help="Training crop in RAW pixels (default: each recipe's).")
-    p.add_argument("--repeats", type=int, default=5, help="Rounds; each round measures real and cached once.")
+    p.add_argument("--repeats", type=int, default=5, help="Rounds; each round measures every mode once.")
     p.add_argument("--round-seconds", type=float, default=6.0,
                    help="Target length of one timed measurement when --steps is not given (default: 6).")
     p.add_argument("--data", default="embedded:isp",
@@ -310,8 +310,8 @@ def markdown(report: dict) -> str:
         f"- Data: {d['layout']} `{d['root']}`, {d['split']} split, {d['pairs']} pairs"
         + (f", {d['raw_size']}" if d.get("raw_size") else "") + (f" ({d['generator']})" if d.get("generator") else "")
         + "; augment=True.",
-        f"- Settings: {s['repeats']} round(s) of (real, cached) alternating order; per measurement a fresh "
-        "iterator, untimed warm-up steps, then timed steps synchronised each step.",
+        f"- Settings: {s['repeats']} round(s) of (pipeline, streamed, cached), the order rotating each round; "
+        "per measurement a fresh iterator, untimed warm-up steps, then timed steps synchronised each step.",
     ]
     for r in report["results"]:
         lines.append(f"- {r['model']}: loss `{r['loss']}`, {r['warmup']} warm-up + {r['steps']} timed steps per "

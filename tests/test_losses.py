@@ -41,10 +41,17 @@ def test_bad_loss_specs():
 def test_vgg_term_from_a_local_weights_file(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))  # nothing may be fetched into it
     weights = tmp_path / "vgg19_notop.h5"
-    keras.applications.VGG19(include_top=False, weights=None).save_weights(str(weights))
+    vgg = keras.applications.VGG19(include_top=False, weights=None)
+    for layer in vgg.layers:  # He-scaled random weights, so features survive 16 ReLU convs
+        if isinstance(layer, keras.layers.Conv2D):
+            kernel, bias = layer.get_weights()
+            fan_in = np.prod(kernel.shape[:3])
+            layer.set_weights([rng.normal(0, np.sqrt(2 / fan_in), kernel.shape), np.full_like(bias, 0.01)])
+    vgg.save_weights(str(weights))
     loss = make_loss(parse_loss("l1,vgg:0.001"), vgg_weights=str(weights))
     value = float(loss(Y, P))
     assert np.isfinite(value) and value > float(make_loss(parse_loss("l1"))(Y, P))
+    assert float(loss(Y, Y)) == pytest.approx(0, abs=1e-6)
     assert not (tmp_path / "keras_home").exists()
     with pytest.raises(UserError, match="not a Keras VGG-19 weights file"):
         bogus = tmp_path / "bogus.h5"
