@@ -91,6 +91,14 @@ def test_resume_after_kill_continues_with_optimizer_state(isp_data, tmp_path):
     assert metrics["epochs"][-1]["step"] == 1200  # the optimizer's step counter came back with its state
 
 
+def test_mirrored_strategy_runs(isp_data, tmp_path):
+    proc = run_module("tflite_isp.train", "--strategy", "mirrored", "--data", f"mai21:{isp_data}",
+                      "--out", tmp_path / "run", "--epochs", "1", "--steps_per_epoch", "2", "--batch", "2",
+                      "--patch", "32")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "in sync on 1 replica," in proc.stderr and "AutoGraph could not transform" not in proc.stderr
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -267,14 +267,30 @@ def open_split(layout: str, root, split: str, *, on_bad: str = "fail") -> Split:
     if not root.is_dir():
         raise fail(root, "dataset root not found")
     if layout == "mai21":
-        s = _png_layout(root, split, "mediatek_raw", "fujifilm", {".png", ".jpg"}, on_bad, layout)
+        s = _png_layout(root, split, _RAW_DIRS[layout], "fujifilm", {".png", ".jpg"}, on_bad, layout)
     elif layout == "zurich":
-        s = _png_layout(root, split, "huawei_raw", "canon", {".jpg", ".png"}, on_bad, layout)
+        s = _png_layout(root, split, _RAW_DIRS[layout], "canon", {".jpg", ".png"}, on_bad, layout)
     else:
         s = _sid(root, split, on_bad)
     if not s.pairs:
         raise fail(root, f"empty split: all {len(s.skipped)} pair(s) of {split} are bad")
     return s
+
+
+_RAW_DIRS = {"mai21": "mediatek_raw", "zurich": "huawei_raw"}
+
+
+def has_split(layout: str, root, split: str) -> bool:
+    """Whether the dataset has files for ``split`` (Zurich RAW-to-RGB ships train and test only)."""
+    root = Path(root)
+    if layout == "sid":
+        return any(root.glob(f"*_{split}_list.txt"))
+    return (root / split / _RAW_DIRS[layout]).is_dir()
+
+
+def validation_split(layout: str, root) -> str:
+    """``val`` where the dataset has one, else ``test`` (as PyNET validates on ZRR)."""
+    return "val" if has_split(layout, root, "val") or not has_split(layout, root, "test") else "test"
 
 
 def parse_data_flag(value: str):

@@ -208,7 +208,10 @@ def run(cfg: TrainConfig) -> dict:
     loss_fn = make_loss(terms, vgg_weights=cfg.vgg_weights, patch=cfg.patch)
     layout, root = _data_source(cfg, recipe)
     train_split = datasets.open_split(layout, root, "train", on_bad=cfg.bad_files)
-    val_split = datasets.open_split(layout, root, "val", on_bad=cfg.bad_files)
+    val_name = datasets.validation_split(layout, root)
+    if val_name != "val":
+        log(is_chief, f"{layout}:{root} has no val split; validating on {val_name}")
+    val_split = datasets.open_split(layout, root, val_name, on_bad=cfg.bad_files)
     datasets.input_levels(train_split, recipe.input)  # fail early on a normalisation mismatch
 
     run_dir.mkdir(parents=True, exist_ok=True)
