@@ -38,10 +38,10 @@ def test_zurich_layout(isp_data, tmp_path):
     split = datasets.open_split("zurich", root, "val")
     assert len(split.pairs) == 3 and split.pairs[0].target.endswith(".jpg")
     assert datasets.validation_split("zurich", root) == "val"
-    (root / "val").rename(root / "test")  # ZRR itself ships train and test only
-    assert datasets.validation_split("zurich", root) == "test"
     x, y = next(iter(pipeline.eval_dataset(split, SMALLNET.input)))
     assert x.shape[-1] == 4 and y.shape[1:3] == (2 * x.shape[1], 2 * x.shape[2])
+    (root / "val").rename(root / "test")  # ZRR itself ships train and test only
+    assert datasets.validation_split("zurich", root) == "test"
 
 
 def test_sid_lists_ratios_and_cached_ground_truth(lowlight_data, isolated_cache):
