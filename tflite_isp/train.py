@@ -294,7 +294,7 @@ def run(cfg: TrainConfig) -> dict:
                 bar.update(step - epoch * cfg.steps_per_epoch, loss=loss, **{"patch/s": rate}, lr=_lr(optimizer))
                 with writer.as_default(step=step):
                     tf.summary.scalar("train/loss", loss)
-                if step % cfg.checkpoint_every == 0 or step == end:
+                if step % cfg.checkpoint_every == 0 and step < end:  # the epoch's end saves after validation
                     manager.save(checkpoint_number=step)
             elapsed = time.perf_counter() - t0
             bar.close()
