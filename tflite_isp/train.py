@@ -15,9 +15,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
-from tflite_isp import atomic
+from tflite_isp import atomic, cli
 from tflite_isp.errors import UserError, fail, run_cli
 from tflite_isp.progress import Progress
 
@@ -26,8 +26,6 @@ LR_SCHEDULES = ("constant", "cosine", "step")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "smallnet", "Built-in model recipe name, or a recipe .toml file.")
-flags.DEFINE_string("data", None, "Training data as LAYOUT:PATH (mai21, zurich, sid) or embedded:isp|lowlight; "
-                                  "default: the embedded set of --task.")
 flags.DEFINE_enum("task", None, ["isp", "lowlight"], "Task of the default data (default: the recipe's task).")
 flags.DEFINE_integer("epochs", None, "Epochs (default: recipe).")
 flags.DEFINE_integer("steps_per_epoch", None, "Optimizer steps per epoch (default: recipe).")
@@ -47,12 +45,7 @@ flags.DEFINE_integer("cache_mb", 1024, "Decode the training split once into memo
                                       "larger splits stream from disk (0: always stream).")
 flags.DEFINE_integer("val_max_size", 1024, "Largest validation crop in RAW pixels (bounds eval time).")
 flags.DEFINE_boolean("resume", False, "Continue the run in --out (or the newest run) from its last checkpoint.")
-flags.DEFINE_string("out", None, "Run directory (default: runs/<model>-<time>).")
 flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "tf.distribute strategy; multi_worker reads TF_CONFIG.")
-flags.DEFINE_integer("seed", 0, "Random seed (weights, crops, augmentation, shuffling).")
-flags.DEFINE_boolean("debug", False, "Show full tracebacks for bad input (also TFLITE_ISP_DEBUG=1).")
-flags.DEFINE_enum("bad_files", "fail", ["fail", "skip"], "A corrupt dataset file fails the run, or is skipped and "
-                                                           "listed in data_report.json.")
 
 
 @dataclass
@@ -399,7 +392,7 @@ def main(argv) -> int:
 
 
 def entry():
-    app.run(lambda argv: sys.exit(main(argv)))
+    cli.entry(main)
 
 
 if __name__ == "__main__":

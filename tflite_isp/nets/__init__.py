@@ -7,7 +7,7 @@ from tflite_isp._tf import keras
 from tflite_isp.nets import punet as _punet
 from tflite_isp.nets import smallnet as _smallnet
 from tflite_isp.nets import unet as _unet
-from tflite_isp.nets.layers import CUSTOM_OBJECTS, PixelShuffle
+from tflite_isp.nets.layers import CUSTOM_OBJECTS, Normalise, PixelShuffle
 
 #: architecture name -> (builder(inputs, **settings), input_multiple(**settings))
 ARCHITECTURES = {
@@ -36,10 +36,12 @@ def input_multiple(model_section: dict) -> int:
     return ARCHITECTURES[arch][1](**settings)
 
 
-def build(model_section: dict, *, height=None, width=None, batch=None, name=None) -> keras.Model:
+def build(model_section: dict, *, height=None, width=None, batch=None, name=None, normalise=None) -> keras.Model:
     """Build the network: packed (batch, height, width, 4) -> (batch, 2*height, 2*width, 3).
 
     None leaves a dimension dynamic (``model_none`` style); fixed sizes give static shapes.
+    ``normalise`` = dict(black=[4], white=w, clip=b) puts a Normalise layer first, so the model
+    takes packed sensor values.
     """
     arch, settings = _split(model_section)
     builder, multiple = ARCHITECTURES[arch]
@@ -48,8 +50,17 @@ def build(model_section: dict, *, height=None, width=None, batch=None, name=None
         if dim is not None and dim % m:
             raise ValueError(f"packed size {dim} is not divisible by {m}, which {arch} needs")
     inputs = keras.Input(shape=(height, width, 4), batch_size=batch, name="raw")
-    outputs = builder(inputs, **settings)
+    x = Normalise(**normalise, name="normalise")(inputs) if normalise else inputs
+    outputs = builder(x, **settings)
     return keras.Model(inputs, outputs, name=name or arch)
 
 
-__all__ = ["ARCHITECTURES", "CUSTOM_OBJECTS", "PixelShuffle", "build", "input_multiple"]
+def copy_weights(src: keras.Model, dst: keras.Model) -> keras.Model:
+    """Copy weights layer by layer, by name (``dst`` may add weightless layers such as Normalise)."""
+    for layer in dst.layers:
+        if layer.weights:
+            layer.set_weights(src.get_layer(layer.name).get_weights())
+    return dst
+
+
+__all__ = ["ARCHITECTURES", "CUSTOM_OBJECTS", "Normalise", "PixelShuffle", "build", "copy_weights", "input_multiple"]

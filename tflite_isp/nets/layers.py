@@ -22,4 +22,28 @@ class PixelShuffle(keras.layers.Layer):
         return {**super().get_config(), "block_size": self.block_size}
 
 
-CUSTOM_OBJECTS = {"PixelShuffle": PixelShuffle}
+@keras.utils.register_keras_serializable(package="tflite_isp")
+class Normalise(keras.layers.Layer):
+    """Sensor values -> [0, 1] inside the graph: (x - black) / (white - black), per packed channel.
+
+    Written as one multiply and one add (MUL/ADD delegate everywhere; DIV does not), so an
+    exported file can take raw sensor values (the MAI rule: all processing inside the graph).
+    """
+
+    def __init__(self, black=(0.0, 0.0, 0.0, 0.0), white: float = 1.0, clip: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.black = [float(b) for b in black]
+        self.white = float(white)
+        self.clip = bool(clip)
+
+    def call(self, inputs):
+        scale = [1.0 / (self.white - b) for b in self.black]
+        offset = [-b / (self.white - b) for b in self.black]
+        y = inputs * tf.constant(scale, inputs.dtype) + tf.constant(offset, inputs.dtype)
+        return tf.clip_by_value(y, 0.0, 1.0) if self.clip else y
+
+    def get_config(self):
+        return {**super().get_config(), "black": self.black, "white": self.white, "clip": self.clip}
+
+
+CUSTOM_OBJECTS = {"PixelShuffle": PixelShuffle, "Normalise": Normalise}

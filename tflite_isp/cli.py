@@ -1,0 +1,42 @@
+"""Flags shared by the commands (defined once: the default job imports them all) and argv tidying.
+
+``--int8-qat`` and ``--int8_qat`` both work (the docs write flags with dashes, absl uses
+underscores), and ``--size H W`` is read as ``--size=HxW``.
+"""
+from __future__ import annotations
+
+import re
+import sys
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("data", None, "Dataset as LAYOUT:PATH (mai21, zurich, sid) or embedded:isp|lowlight. train: the "
+                                  "training data (default: the embedded set of --task); export: calibration and "
+                                  "fidelity data (default: the run's).")
+flags.DEFINE_string("out", None, "Output folder. train: the run directory (default runs/<model>-<time>); export: the "
+                                 "folder of per-precision exports (default RUN_DIR/export).")
+flags.DEFINE_integer("seed", 0, "Random seed (weights, crops, augmentation, shuffling, calibration picks).")
+flags.DEFINE_boolean("debug", False, "Show full tracebacks for bad input (also TFLITE_ISP_DEBUG=1).")
+flags.DEFINE_enum("bad_files", "fail", ["fail", "skip"], "A corrupt dataset file fails the run, or is skipped and "
+                                                           "listed in data_report.json.")
+
+
+def tidy_argv(argv: list) -> list:
+    """Dashes in flag names become underscores; ``--size H W`` becomes ``--size=HxW``."""
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if i and arg.startswith("--") and arg != "--":
+            name, eq, value = arg[2:].partition("=")
+            arg = "--" + name.replace("-", "_") + eq + value
+            if arg == "--size" and i + 2 < len(argv) and all(re.fullmatch(r"\d+", a) for a in argv[i + 1:i + 3]):
+                arg, i = f"--size={argv[i + 1]}x{argv[i + 2]}", i + 2
+        out.append(arg)
+        i += 1
+    return out
+
+
+def entry(main) -> None:
+    """``app.run`` with tidied argv; exits with ``main``'s return code."""
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=lambda argv: FLAGS(tidy_argv(argv)))
