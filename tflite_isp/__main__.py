@@ -1,21 +1,42 @@
 """``python -m tflite_isp``: the default job, end to end on the embedded data.
 
 Takes the train flags (``--model``, ``--epochs`` ...); with none it trains Smallnet on the
-embedded ISP set. Export and scoring join this job as those commands land.
+embedded ISP set, then exports FP32 and full-integer INT8 ``.tflite`` files at Full HD with
+their fidelity figures and delegate verdicts. Scoring joins this job when that command lands.
 """
+import os
 import sys
 
-from absl import app
+from tflite_isp import cli, export, train
+from tflite_isp.errors import UserError, run_cli
 
-from tflite_isp import train
+DEFAULT_PRECISIONS = ("fp32", "int8")
 
 
 def main(argv) -> int:
-    return train.main(argv)
+    from absl import logging
+
+    logging.set_verbosity(logging.WARNING)
+    if cli.FLAGS.debug:
+        os.environ["TFLITE_ISP_DEBUG"] = "1"
+
+    def body(_):
+        if len(argv) > 1:
+            raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+        metrics = train.run(train.config_from_flags())
+        run_dir = metrics["run_dir"]
+        cfg = export.ExportConfig(source=run_dir, precisions=DEFAULT_PRECISIONS, seed=cli.FLAGS.seed,
+                                  bad_files=cli.FLAGS.bad_files)
+        export.run(cfg)
+        for failure in cfg.gate_failures:
+            print(f"FAILED {failure}", file=sys.stderr)
+        return 1 if cfg.gate_failures else 0
+
+    return run_cli(body)
 
 
 def entry():
-    app.run(lambda argv: sys.exit(main(argv)))
+    cli.entry(main)
 
 
 if __name__ == "__main__":

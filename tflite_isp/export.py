@@ -272,9 +272,12 @@ class Exporter:
         recipe, cfg = self.recipe, self.cfg
         q = qat.quantize(self.model, source=cfg.source)
         qat.calibrate_ranges(q, self.model, self.calibration_inputs[:4])
-        patch, batch = int(recipe.train.get("patch", 256)), int(recipe.train.get("batch", 8))
-        data = pipeline.training_dataset(self.train_split, recipe.input, patch=patch, batch=batch,
-                                         augment=bool(recipe.train.get("augment", True)), seed=cfg.seed)
+        augment, batch = bool(recipe.train.get("augment", True)), int(recipe.train.get("batch", 8))
+        smallest = min(min(p.shape) for p in self.train_split.pairs) - (2 if augment else 0)
+        step = 2 * self.multiple
+        patch = min(int(recipe.train.get("patch", 256)), smallest // step * step)  # the recipe's, if data allow
+        data = pipeline.training_dataset(self.train_split, recipe.input, patch=patch, batch=batch, augment=augment,
+                                         seed=cfg.seed)
         if self.levels:
             import numpy as np
 
