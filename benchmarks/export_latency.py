@@ -48,6 +48,8 @@ DEFAULT_PRECISIONS = "fp32,fp16,dynamic,int8,int16x8"
 REFERENCE_INT8_SPEEDUP = {"sid_unet": 3.8, "smallnet": 1.8}
 # Precisions that need more than a converter run.
 NEEDS_TRAINING = {"int8_qat": "needs quantization-aware fine-tuning (tfmot) first; not measured here"}
+# Default run counts: at least MIN_RUNS timed invokes per round, unless one inference takes longer than SLOW_S.
+MIN_RUNS, SLOW_S, MAX_RUNS = 3, 10.0, 50
 
 
 def log(message: str) -> None:
@@ -76,8 +78,9 @@ def parse_args(argv):
                         "int8_qat is skipped: it needs training).")
     p.add_argument("--rounds", type=int, default=5, help="Rounds; each round measures every precision once (default 5).")
     p.add_argument("--runs", type=int, default=None,
-                   help="Timed invokes per measurement (default: about --measure-seconds worth, 1..50, "
-                        "chosen per model and precision from a probe).")
+                   help=f"Timed invokes per measurement (default: about --measure-seconds worth, {MIN_RUNS}..{MAX_RUNS} "
+                        f"(1 when one inference takes over {SLOW_S:g} s), chosen per model and precision from a "
+                        "probe).")
     p.add_argument("--warmup", type=int, default=None,
                    help="Untimed invokes before each measurement (default: about 1 s worth, 0..5).")
     p.add_argument("--measure-seconds", type=float, default=2.0,
@@ -215,6 +218,12 @@ def load_model(name: str, args):
     return recipe, model, f"trained: {run_dir}/model.keras"
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process (all its threads)."""
+    t = os.times()
+    return t.user + t.system
+
+
 def _percentile(values, q: float) -> float:
     import numpy as np
 
@@ -285,7 +294,8 @@ def measure_model(name: str, args, table: dict) -> dict:
             probe = time.perf_counter() - t0
         entry["first_call_s"] = round(first, 4)
         entry["probe_s"] = round(probe, 4)
-        entry["runs"] = args.runs or int(min(50, max(1, round(args.measure_seconds / probe))))
+        entry["runs"] = args.runs or int(min(MAX_RUNS, max(MIN_RUNS if probe <= SLOW_S else 1,
+                                                            round(args.measure_seconds / probe))))
         entry["warmup"] = args.warmup if args.warmup is not None else int(min(5, math.floor(1.0 / probe)))
         entry["finite"] = bool(np.isfinite(y).all())
         entry["round_times_s"] = []
@@ -298,6 +308,7 @@ def measure_model(name: str, args, table: dict) -> dict:
     gc.collect()
 
     timed = [p for p in args.precisions if p in runners]
+    cpu0, wall0 = _cpu_seconds(), time.perf_counter()
     for r in range(args.rounds):
         order = timed[r % len(timed):] + timed[:r % len(timed)] if timed else []
         for p in order:
@@ -313,6 +324,8 @@ def measure_model(name: str, args, table: dict) -> dict:
             entry["round_times_s"].append({"round": r + 1, "position": order.index(p) + 1, "times_s": times})
             log(f"[{name}] round {r + 1}/{args.rounds} {p:8s}: median {statistics.median(times) * 1000:8.1f} ms "
                 f"over {len(times)} run(s)")
+    # Cores this process used while timing: about --threads on a quiet machine, less when other jobs compete.
+    rounds_cpu_cores = (_cpu_seconds() - cpu0) / max(time.perf_counter() - wall0, 1e-9)
     runners.clear()
     gc.collect()
 
@@ -345,7 +358,7 @@ def measure_model(name: str, args, table: dict) -> dict:
             "input": [1, h, w, 4], "output": [1, 2 * h, 2 * w, 3], "base": base,
             "reference_int8_speedup": REFERENCE_INT8_SPEEDUP.get(recipe.name),
             "load_average_start": load_start, "load_average_end": load_average(),
-            "precisions": entries}
+            "rounds_cpu_cores": round(rounds_cpu_cores, 2), "precisions": entries}
 
 
 # --- Output ----------------------------------------------------------------------------------
@@ -425,7 +438,8 @@ def markdown(report: dict) -> str:
         f"- Settings: {s['rounds']} round(s), the order of the precisions rotating each round; per measurement "
         + (f"{s['warmup']}" if s["warmup"] is not None else "about 1 s of (0..5)")
         + " untimed warm-up invoke(s), then "
-        + (f"{s['runs']}" if s["runs"] is not None else f"about {s['measure_seconds']:g} s of (1..50)")
+        + (f"{s['runs']}" if s["runs"] is not None else
+           f"about {s['measure_seconds']:g} s of ({MIN_RUNS}..{MAX_RUNS}; 1 above {SLOW_S:g} s per inference)")
         + " timed `interpreter.invoke()` call(s) (time.perf_counter around each); the input was set once by "
           "`runner(x)` before round 1, so input quantisation is not timed. Conversion time (tracing, conversion "
           f"and, for int8/int16x8, calibration on {s['calibration']} smooth-noise inputs) was measured once, "
@@ -435,7 +449,8 @@ def markdown(report: dict) -> str:
         per = ", ".join(f"{e['precision']} {e['warmup']}+{e['runs']}" for e in r["precisions"] if "runs" in e)
         lines.append(f"- {r['model']}: {r['params']:,} parameters, {r['macs'] / 1e9:.2f} GMAC per frame, "
                      f"{r['source']}; warm-up + timed runs per round: {per}; load average "
-                     f"{r['load_average_start']} → {r['load_average_end']}.")
+                     f"{r['load_average_start']} → {r['load_average_end']}; this process used "
+                     f"{r['rounds_cpu_cores']:.2f} cores on average during the rounds.")
     lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
     for r in report["results"]:
         for e in r["precisions"]:
@@ -454,8 +469,8 @@ def notes(args, table) -> list:
         "(smallnet, sid_unet), which then stays in float between QUANTIZE/DEQUANTIZE (the ops left in float "
         "are listed below). XNNPACK does not run int16 activations, so int16x8 runs on LiteRT's built-in "
         "kernels and is far slower than the other precisions on a CPU (in a side check, a smallnet int16x8 "
-        "file ran about as fast with the XNNPACK delegate disabled); the default run count therefore gives it "
-        "one timed run per round on the large models.",
+        "file ran about as fast with the XNNPACK delegate disabled); above 10 s per inference (the large "
+        "models) the default run count gives it one timed run per round, so its p95 rests on few samples.",
         "int8_qat is not measured: it needs quantization-aware fine-tuning first (its latency is that of an "
         "int8 file of the same graph).",
         "fp16 files store float16 weights that are dequantised to float32 when loaded, so on a CPU they run "

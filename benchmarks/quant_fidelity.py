@@ -23,10 +23,10 @@ from tflite_isp import atomic, export  # noqa: E402
 TARGETS = {"int8": 0.5, "int8_qat": 0.1}
 
 
-def measure(name: str, run_dir: str, qat_steps: int, seed: int) -> dict:
+def measure(name: str, run_dir: str, qat_steps: int, qat_target: str, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as out:
         cfg = export.ExportConfig(source=run_dir, out=out, precisions=("int8", "int8_qat"), model_none=False,
-                                  debug_quant=True, qat_steps=qat_steps, seed=seed)
+                                  debug_quant=True, qat_steps=qat_steps, qat_target=qat_target, seed=seed)
         start = time.perf_counter()
         results = export.run(cfg)
     row = {"model": name, "run_dir": run_dir, "seconds": round(time.perf_counter() - start, 1)}
@@ -63,7 +63,8 @@ def markdown(rows, meta) -> str:
         lines.append(f"- **{r['model']}** ({r['int8']['flagged_layers']} tensors flagged > 0.7): " + "; ".join(
             f"{w['op']} `{w['tensor'][:48]}` {w['rmse_over_scale']:.2f}" for w in r["int8"]["worst_layers"][:3]))
     lines += ["", f"- Machine: {meta['machine']}; QAT: {meta['qat_steps']} fine-tuning steps at the recipe's "
-              "final learning rate, activation ranges initialised from the float model.",
+              f"final learning rate toward the {meta['qat_target']} outputs (`--qat_target`), activation and weight "
+              "ranges initialised from the float model.",
               "- Models: " + ", ".join(f"{r['model']} `{r['run_dir']}`" for r in rows)]
     return "\n".join(lines) + "\n"
 
@@ -72,6 +73,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", action="append", required=True, help="MODEL=RUN_DIR (repeatable)")
     parser.add_argument("--qat-steps", type=int, default=200)
+    parser.add_argument("--qat-target", choices=("teacher", "data"), default="teacher")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
@@ -79,8 +81,8 @@ def main() -> int:
     for item in args.run:
         name, _, run_dir = item.partition("=")
         print(f"== {name}: {run_dir}", file=sys.stderr, flush=True)
-        rows.append(measure(name, run_dir, args.qat_steps, args.seed))
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "qat_steps": args.qat_steps,
+        rows.append(measure(name, run_dir, args.qat_steps, args.qat_target, args.seed))
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "qat_steps": args.qat_steps, "qat_target": args.qat_target,
             "machine": f"{os.cpu_count()} logical cores, load average {os.getloadavg()[0]:.2f} at the end"}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

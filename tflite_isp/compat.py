@@ -406,12 +406,26 @@ def format_table(reports) -> str:
                      *["✓" if r.verdicts[i].delegable else "✗" for r in reports]])
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines += _section("why not", [f"{r.target}  #{v.index} {v.op}: {'; '.join(v.reasons)}"
-                                  for r in reports for v in r.cpu_fallback])
+    lines += _section("why not", [_why_not(r.target, vs) for r in reports for vs in _grouped(r.cpu_fallback)])
     lines += _section("hints", [f"{r.target}  {h}" for r in reports for h in r.hints()])
     lines += _section("notes", [f"{r.target}  {r.deprecated}" for r in reports if r.deprecated])
     lines += _section("summary", [r.summary() for r in reports])
     return "\n".join(lines)
+
+
+def _grouped(verdicts) -> list:
+    """Verdicts with the same op and reasons, together (a U-Net repeats one refusal many times)."""
+    groups = {}
+    for v in verdicts:
+        groups.setdefault((v.op, tuple(v.reasons)), []).append(v)
+    return list(groups.values())
+
+
+def _why_not(target: str, group: list) -> str:
+    first = group[0]
+    where = f"#{first.index}" if len(group) == 1 else f"{len(group)}x (#{', #'.join(str(v.index) for v in group[:6])}" \
+        f"{', ...' if len(group) > 6 else ''})"
+    return f"{target}  {first.op} {where}: {'; '.join(first.reasons)}"
 
 
 def _section(title: str, items: list) -> list:

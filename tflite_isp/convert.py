@@ -71,7 +71,8 @@ def converter_for(model, shape, precision: Precision, *, representative=None, io
 
     io_type = io_type or precision.io_types[0]
     if io_type not in precision.io_types:
-        raise UserError(f"--io_type {io_type} is not valid for {precision.name} (valid: {', '.join(precision.io_types)})")
+        valid = ", ".join(precision.io_types)
+        raise UserError(f"--io_type {io_type} is not valid for {precision.name} (valid: {valid})")
     if precision.representative and representative is None:
         raise UserError(f"{precision.name} needs a representative dataset")
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete_function(model, shape)], model)

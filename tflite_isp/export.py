@@ -20,7 +20,7 @@ from pathlib import Path
 
 from absl import flags
 
-from tflite_isp import atomic, cli
+from tflite_isp import cli
 from tflite_isp.errors import UserError, fail, run_cli
 
 FLAGS = flags.FLAGS
@@ -42,6 +42,8 @@ flags.DEFINE_boolean("per_channel", True, "Per-channel weight quantisation (--no
                                           "that need it).")
 flags.DEFINE_integer("qat_steps", 200, "Quantization-aware fine-tuning steps.")
 flags.DEFINE_float("qat_lr", None, "QAT learning rate (default: the recipe's final rate, lr_min).")
+flags.DEFINE_enum("qat_target", "teacher", ["teacher", "data"], "QAT fine-tunes toward the FP32 model's own outputs "
+                  "(teacher: aims at the conversion loss itself) or the dataset targets (data).")
 flags.DEFINE_integer("fidelity_images", 32, "Validation images for the fidelity gate (0: skip the gate).")
 flags.DEFINE_float("max_psnr_drop", None, "Fail an export whose PSNR drop against the FP32 Keras model exceeds this.")
 flags.DEFINE_boolean("debug_quant", False, "Per-layer quantisation error table (INT8 / 16x8 / dynamic).")
@@ -73,6 +75,7 @@ class ExportConfig:
     per_channel: bool = True
     qat_steps: int = 200
     qat_lr: float | None = None
+    qat_target: str = "teacher"
     fidelity_images: int = 32
     max_psnr_drop: float | None = None
     debug_quant: bool = False
@@ -188,7 +191,8 @@ def io_record(tensor) -> dict:
     return d
 
 
-def file_record(data: bytes, name: str) -> dict:
+def file_record(data: bytes, name: str) -> tuple:
+    """(manifest record of a .tflite file, its parsed TFLiteModel)."""
     from tflite_isp import tflite_file
 
     info = tflite_file.parse(data, name)
@@ -201,7 +205,7 @@ class Exporter:
     """Everything shared by the precisions of one export call: model, data, canvases, references."""
 
     def __init__(self, cfg: ExportConfig):
-        from tflite_isp import canvas, datasets, nets
+        from tflite_isp import datasets, nets
 
         self.cfg = cfg
         self.recipe, loaded, self.run_dir = load_source(cfg.source, cfg.recipe)
@@ -236,7 +240,6 @@ class Exporter:
         self.calibration_inputs = [self.model_input(c.input) for c in self.calibration]
         self.fidelity_inputs = [self.model_input(c.input) for c in self.fidelity]
         self.references = None
-        self.canvas = canvas
 
     def log(self, message: str) -> None:
         if self.cfg.log:
@@ -285,13 +288,16 @@ class Exporter:
 
             black = tf.constant(np.asarray(self.levels["black"], np.float32))
             data = data.map(lambda x, y: (x * (self.levels["white"] - black) + black, y))
+        if cfg.qat_target == "teacher":
+            data = data.map(lambda x, y: (x, self.model(x, training=False)))
         loss_name = recipe.train.get("loss", "l1")
         terms = [(n, w) for n, w in losses.parse_loss(loss_name) if n != "vgg"] or [("l1", 1.0)]
         loss_fn = losses.make_loss(terms, patch=patch)
         lr = cfg.qat_lr or float(recipe.train.get("lr_min") or 0.01 * float(recipe.train.get("lr", 1e-3)))
-        self.log(f"QAT: {cfg.qat_steps} steps, lr {lr:g}, loss {terms}")
+        self.log(f"QAT: {cfg.qat_steps} steps toward the {cfg.qat_target} outputs, lr {lr:g}, loss {terms}")
         history = qat.fine_tune(q, data, steps=cfg.qat_steps, lr=lr, loss_fn=loss_fn, log=cfg.log)
-        return q, {"steps": cfg.qat_steps, "lr": lr, "loss": terms, "first_loss": history[0] if history else None,
+        return q, {"steps": cfg.qat_steps, "lr": lr, "loss": terms, "target": cfg.qat_target, "patch": patch,
+                   "first_loss": history[0] if history else None,
                    "last_loss": sum(history[-20:]) / max(len(history[-20:]), 1)}
 
     def convert(self, model, precision, shape):
@@ -307,8 +313,8 @@ class Exporter:
             return None  # float models ignore --io_type (checked in validate())
         return io
 
-    def export(self, precision) -> dict:
-        """Convert, check, measure and write one precision's folder; returns its manifest."""
+    def export(self, precision) -> tuple:
+        """Convert, check and measure one precision: (manifest, {file name: bytes}) for its folder."""
         from tflite_isp import compat, runtime
 
         cfg, start = self.cfg, time.perf_counter()
@@ -325,14 +331,16 @@ class Exporter:
 
         debug = None
         if cfg.debug_quant and precision.representative and not precision.qat:
-            debug, selective = self.debug_quant(model, precision)
+            debug, selective = self.debug_quant(model, precision, data)
             manifest["debug_quant"] = debug
             if selective is not None:
                 data = files["model.tflite"] = selective
                 record, info = file_record(data, "model.tflite")
                 manifest["file"] = record
 
-        if cfg.model_none:
+        if cfg.model_none and debug and debug.get("selective"):
+            manifest["model_none"] = {"skipped": "selective quantisation (--keep_float) applies to model.tflite only"}
+        elif cfg.model_none:
             try:
                 none_data = self.convert(model, precision, (1, None, None, 4))
                 files["model_none.tflite"] = none_data
@@ -358,11 +366,14 @@ class Exporter:
         manifest["gates"] = self.gates(precision.name, manifest, required)
         return manifest, files
 
-    def debug_quant(self, model, precision):
+    def debug_quant(self, model, precision, full_data):
+        """Per-layer error table; with --keep_float also the selective file and the fully quantised
+        file's fidelity (``full_data``) for comparison."""
         from tflite_isp import convert, fidelity, quant_debug, runtime
 
         cfg = self.cfg
         inputs = self.fidelity_inputs[:2] or self.calibration_inputs[:2]
+
         def converter():
             return convert.converter_for(model, (1, *cfg.size, 4), precision,
                                          representative=convert.representative_from(self.calibration_inputs),
@@ -380,12 +391,8 @@ class Exporter:
             selective = quant_debug.selective_model(converter, self.calibration_inputs[:4], keep)
             report["selective"] = {"kept_float": keep}
             if self.fidelity:
-                full = convert.convert(model, (1, *cfg.size, 4), precision,
-                                       representative=convert.representative_from(self.calibration_inputs),
-                                       io_type=self._io_type(precision), allow_float_ops=cfg.allow_float_ops,
-                                       per_channel=cfg.per_channel)
                 report["selective"]["fidelity_before"] = fidelity.compare(
-                    runtime.Runner(full, threads=cfg.threads), self.fidelity_inputs, self.reference_outputs(),
+                    runtime.Runner(full_data, threads=cfg.threads), self.fidelity_inputs, self.reference_outputs(),
                     self.fidelity)
         return report, selective
 
@@ -554,7 +561,7 @@ def config_from_flags(source: str) -> ExportConfig:
         source=source, precisions=precisions, onnx=FLAGS.onnx or FLAGS.all, size=parse_size(FLAGS.size),
         model_none=FLAGS.model_none, data=FLAGS.data, out=FLAGS.out, calibration_images=FLAGS.calibration_images,
         io_type=FLAGS.io_type, raw_input=FLAGS.raw_input, allow_float_ops=FLAGS.allow_float_ops,
-        per_channel=FLAGS.per_channel, qat_steps=FLAGS.qat_steps, qat_lr=FLAGS.qat_lr,
+        per_channel=FLAGS.per_channel, qat_steps=FLAGS.qat_steps, qat_lr=FLAGS.qat_lr, qat_target=FLAGS.qat_target,
         fidelity_images=FLAGS.fidelity_images, max_psnr_drop=FLAGS.max_psnr_drop, debug_quant=FLAGS.debug_quant,
         keep_float=FLAGS.keep_float, opset=FLAGS.opset, targets=tuple(FLAGS.target or ()),
         require_delegable=tuple(FLAGS.require_delegable or ()), threads=FLAGS.threads, recipe=FLAGS.recipe,
