@@ -451,6 +451,13 @@ def markdown(report: dict) -> str:
                      f"{r['source']}; warm-up + timed runs per round: {per}; load average "
                      f"{r['load_average_start']} → {r['load_average_end']}; this process used "
                      f"{r['rounds_cpu_cores']:.2f} cores on average during the rounds.")
+    busy = [r for r in report["results"] if r.get("rounds_cpu_cores", s["threads"]) < 0.75 * s["threads"]]
+    if busy:
+        used = ", ".join(f"{r['rounds_cpu_cores']:.2f} ({r['model']})" for r in busy)
+        lines.append(f"- **Contended:** while timing, this process used on average only {used} cores for "
+                     f"{s['threads']} LiteRT threads: other jobs took the rest, so these figures are close to a "
+                     f"one-core measurement. The precisions need not gain equally from a second core, so quote "
+                     f"speedups from a run on a quiet machine.")
     lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
     for r in report["results"]:
         for e in r["precisions"]:
