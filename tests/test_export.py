@@ -51,7 +51,8 @@ def test_every_precision_converts_runs_and_matches_its_manifest(runs, tmp_path, 
 
     precisions = ("fp32", "fp16", "dynamic", "int8", "int8_qat", "int16x8")
     with_none = name == "smallnet"  # model_none doubles the conversions; one model shows it works for all
-    results, cfg = export(runs[name], tmp_path / "out", precisions, allow_float_ops=True, model_none=with_none)
+    results, cfg = export(runs[name], tmp_path / "out", precisions, allow_float_ops=True, model_none=with_none,
+                          onnx=with_none)
     assert cfg.gate_failures == []
     for precision in precisions:
         folder = tmp_path / "out" / precision
@@ -82,6 +83,10 @@ def test_every_precision_converts_runs_and_matches_its_manifest(runs, tmp_path, 
         assert set(manifest["compatibility"]) == {"xnnpack", "gpu", "nnapi:30", "hexagon", "mediatek"}
         assert manifest["input"]["order"] and manifest["tools"]["tensorflow"]
     assert not any(p.name.startswith(".tmp") for p in (tmp_path / "out").iterdir())
+    if with_none:
+        onnx = json.loads((tmp_path / "out" / "onnx" / "manifest.json").read_text())
+        assert (tmp_path / "out" / "onnx" / "model.onnx").stat().st_size == onnx["onnx"]["size_bytes"]
+        assert onnx["onnx"]["opset"] == 17 and onnx["parity"]["max_abs_diff"] < 1e-4
 
 
 @pytest.mark.parametrize("name", ["smallnet", "sid_unet"])
