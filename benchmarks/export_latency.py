@@ -76,9 +76,11 @@ def parse_args(argv):
     p.add_argument("--precisions", default=DEFAULT_PRECISIONS,
                    help=f"Comma-separated precisions of converters/precisions.toml (default: {DEFAULT_PRECISIONS}; "
                         "int8_qat is skipped: it needs training).")
-    p.add_argument("--rounds", type=int, default=5, help="Rounds; each round measures every precision once (default 5).")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="Rounds; each round measures every precision once (default 5).")
     p.add_argument("--runs", type=int, default=None,
-                   help=f"Timed invokes per measurement (default: about --measure-seconds worth, {MIN_RUNS}..{MAX_RUNS} "
+                   help=f"Timed invokes per measurement (default: about --measure-seconds worth, "
+                        f"{MIN_RUNS}..{MAX_RUNS} "
                         f"(1 when one inference takes over {SLOW_S:g} s), chosen per model and precision from a "
                         "probe).")
     p.add_argument("--warmup", type=int, default=None,

@@ -409,8 +409,20 @@ class Exporter:
         return {"max_psnr_drop": cfg.max_psnr_drop, "require_delegable": list(cfg.require_delegable),
                 "passed": not failures, "failures": failures}
 
+    def conventions(self) -> dict:
+        """The IO convention a consumer of the file needs (the recipe's, or the in-graph levels)."""
+        spec = self.recipe.input
+        values = ("sensor values (normalised in the graph)" if self.levels else
+                  "normalised (x - black) / (white - black)"
+                  + (", times the exposure ratio" if self.recipe.task == "lowlight" else "")
+                  + (", clipped to [0, 1]" if spec.clip else ""))
+        return {"input": {"layout": "packed RAW (1, H, W, 4) in NHWC", "order": list(spec.order), "values": values,
+                          "black": spec.black, "white": spec.white, "clip": spec.clip,
+                          "raw_input": bool(self.levels), "levels": self.levels, "task": self.recipe.task},
+                "output": {"layout": "RGB (1, 2H, 2W, 3) in NHWC", "range": [0.0, 1.0]}}
+
     def _manifest_head(self, precision, record, convert_s) -> dict:
-        cfg, spec = self.cfg, self.recipe.input
+        cfg = self.cfg
         return {
             "format": "tflite_isp.export/1",
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -420,14 +432,7 @@ class Exporter:
                           "io_type": self._io_type(precision) or ("float32" if not precision.representative
                                                                   else precision.io_types[0]),
                           "per_channel": cfg.per_channel, "allow_float_ops": cfg.allow_float_ops},
-            "input": {"layout": "packed RAW (1, H, W, 4) in NHWC", "order": list(spec.order),
-                      "values": "sensor values (normalised in the graph)" if self.levels else
-                                "normalised (x - black) / (white - black)" +
-                                (", times the exposure ratio" if self.recipe.task == "lowlight" else "") +
-                                (", clipped to [0, 1]" if spec.clip else ""),
-                      "black": spec.black, "white": spec.white, "clip": spec.clip,
-                      "raw_input": bool(self.levels), "levels": self.levels, "task": self.recipe.task},
-            "output": {"layout": "RGB (1, 2H, 2W, 3) in NHWC", "range": [0.0, 1.0]},
+            **self.conventions(),
             "file": record,
             "conversion_seconds": round(convert_s, 2),
             "calibration": {"images": sum(len(c.cells) for c in self.calibration), "canvases": len(self.calibration),
@@ -457,28 +462,28 @@ def publish(folder: Path, files: dict, manifest: dict) -> None:
 
 
 def export_onnx(exporter: Exporter, folder: Path) -> dict:
+    """FP32 ONNX (tf2onnx) at the export size, parity-checked with onnxruntime; its own folder."""
+    import tempfile
+
     import numpy as np
 
     from tflite_isp import onnx_export
 
     cfg = exporter.cfg
     h, w = cfg.size
-    tmp = folder.with_name(f".tmp-{folder.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "model.onnx"
         start = time.perf_counter()
-        info = onnx_export.to_onnx(exporter.model, tmp / "model.onnx", height=h, width=w, opset=cfg.opset)
+        info = onnx_export.to_onnx(exporter.model, path, height=h, width=w, opset=cfg.opset)
         inputs = np.concatenate((exporter.fidelity_inputs or exporter.calibration_inputs)[:2])
+        data = path.read_bytes()
         manifest = {"format": "tflite_isp.export/1", "recipe": exporter.recipe.to_dict(),
                     "precision": {"name": "onnx", "summary": "float32 ONNX through tf2onnx"},
-                    "onnx": info, "conversion_seconds": round(time.perf_counter() - start, 2),
-                    "parity": onnx_export.parity(tmp / "model.onnx", exporter.model, inputs),
-                    "sha256": sha256((tmp / "model.onnx").read_bytes()), "tools": tool_versions()}
-        publish(folder, {"model.onnx": (tmp / "model.onnx").read_bytes()}, manifest)
-        return manifest
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+                    **exporter.conventions(), "onnx": info, "sha256": sha256(data),
+                    "conversion_seconds": round(time.perf_counter() - start, 2),
+                    "parity": onnx_export.parity(path, exporter.model, inputs), "tools": tool_versions()}
+    publish(folder, {"model.onnx": data}, manifest)
+    return manifest
 
 
 def validate(cfg: ExportConfig, precisions: dict) -> None:
