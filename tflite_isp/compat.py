@@ -24,9 +24,8 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
-from pathlib import Path
 
+from tflite_isp.convert import converters_dir
 from tflite_isp.errors import UserError, fail
 from tflite_isp.tflite_file import OpInfo, TFLiteModel
 
@@ -41,11 +40,7 @@ ANDROID = {27: "8.1", 28: "9", 29: "10", 30: "11", 31: "12", 32: "12L", 33: "13"
 # ---- tables ---------------------------------------------------------------------------------------------------
 
 def _table_dir():
-    """The checkout's converters/ folder, else the installed package data."""
-    checkout = Path(__file__).resolve().parent.parent / "converters"
-    if checkout.is_dir() and any(checkout.glob("delegate_*.toml")):
-        return checkout
-    return resources.files("tflite_isp.builtin_converters")
+    return converters_dir()
 
 
 def known_targets() -> list:

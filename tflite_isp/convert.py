@@ -36,7 +36,8 @@ class Precision:
         return self.representative
 
 
-def _converters_dir():
+def converters_dir():
+    """The checkout's ``converters/`` folder, else the copy installed as package data."""
     checkout = Path(__file__).resolve().parent.parent / "converters"
     if (checkout / "precisions.toml").is_file():
         return checkout
@@ -45,7 +46,7 @@ def _converters_dir():
 
 def precisions() -> dict:
     """name -> Precision, in the order the recipes file lists them."""
-    table = tomllib.loads((_converters_dir() / "precisions.toml").read_text())
+    table = tomllib.loads((converters_dir() / "precisions.toml").read_text())
     return {name: Precision(name=name, **{k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()})
             for name, entry in table.items()}
 
@@ -115,5 +116,5 @@ def representative_from(inputs):
     return generate
 
 
-__all__ = ["INPUT_NAME", "Precision", "concrete_function", "convert", "converter_for", "precisions",
+__all__ = ["INPUT_NAME", "Precision", "concrete_function", "convert", "converter_for", "converters_dir", "precisions",
            "representative_from"]
