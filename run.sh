@@ -20,8 +20,20 @@ if [ ! -f "$stamp" ]; then
     touch "$stamp"
 fi
 
+# The report test opens the HTML report in a real headless browser: Debian's chromium.
+ensure_chromium() {
+    if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then return 0; fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing Debian's chromium (apt-get install chromium) for the report test ..." >&2
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+            || echo "warning: installing chromium failed; the report test will fail" >&2
+    else
+        echo "warning: chromium is not on PATH; the report test needs Debian's chromium (apt-get install chromium)" >&2
+    fi
+}
+
 case "${1:-}" in
-    test) shift; exec "$VENV/bin/python" -m pytest "$@" ;;
+    test) shift; ensure_chromium; exec "$VENV/bin/python" -m pytest "$@" ;;
     "" | -*) exec "$VENV/bin/python" -m tflite_isp "$@" ;;
     *) module=$1; shift; exec "$VENV/bin/python" -m "tflite_isp.$module" "$@" ;;
 esac

@@ -1,4 +1,5 @@
 """Shared fixtures: tiny real datasets made by the project's own generator, an isolated cache."""
+import json
 import os
 import shutil
 import subprocess
@@ -56,3 +57,19 @@ def run_module(module, *args, env=None, cwd=REPO, timeout=600, check=False):
     if check and proc.returncode != 0:
         raise AssertionError(f"{module} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return proc
+
+
+def make_run(path, name, data, **model):
+    """A run directory as train writes one (recipe.json, run.json, model.keras), small weights."""
+    from tflite_isp import datasets, nets, recipes
+    from tflite_isp._tf import keras
+
+    recipe = recipes.load_recipe(name).with_model(**model)
+    keras.utils.set_random_seed(0)
+    net = nets.build(recipe.model, name=recipe.name)
+    path.mkdir(parents=True)
+    layout, root = datasets.parse_data_flag(data)
+    (path / "recipe.json").write_text(json.dumps(recipe.to_dict()))
+    (path / "run.json").write_text(json.dumps({"config": {}, "data": {"layout": layout, "root": str(root)}}))
+    net.save(str(path / "model.keras"))
+    return path

@@ -4,25 +4,9 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_module
+from conftest import make_run, run_module
 
 SIZE = (32, 48)  # packed; divisible by 16 for both U-Nets
-
-
-def make_run(path, name, data, **model):
-    """A run directory as train writes one (recipe.json, run.json, model.keras), small weights."""
-    from tflite_isp import datasets, nets, recipes
-    from tflite_isp._tf import keras
-
-    recipe = recipes.load_recipe(name).with_model(**model)
-    keras.utils.set_random_seed(0)
-    net = nets.build(recipe.model, name=recipe.name)
-    path.mkdir(parents=True)
-    layout, root = datasets.parse_data_flag(data)
-    (path / "recipe.json").write_text(json.dumps(recipe.to_dict()))
-    (path / "run.json").write_text(json.dumps({"config": {}, "data": {"layout": layout, "root": str(root)}}))
-    net.save(str(path / "model.keras"))
-    return path
 
 
 @pytest.fixture(scope="module")

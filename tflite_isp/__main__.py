@@ -1,13 +1,15 @@
 """``python -m tflite_isp``: the default job, end to end on the embedded data.
 
 Takes the train flags (``--model``, ``--epochs`` ...); with none it trains Smallnet on the
-embedded ISP set, then exports FP32 and full-integer INT8 ``.tflite`` files at Full HD with
-their fidelity figures and delegate verdicts. Scoring joins this job when that command lands.
+embedded ISP set, exports FP32 and full-integer INT8 ``.tflite`` files at Full HD with their
+fidelity figures and delegate verdicts, then scores both on the test split next to the LibRaw
+baseline: ``RUN_DIR/score/leaderboard.md`` and ``report.html``.
 """
 import os
 import sys
+from pathlib import Path
 
-from tflite_isp import cli, export, train
+from tflite_isp import cli, export, score, train
 from tflite_isp.errors import UserError, run_cli
 
 DEFAULT_PRECISIONS = ("fp32", "int8")
@@ -30,7 +32,12 @@ def main(argv) -> int:
         export.run(cfg)
         for failure in cfg.gate_failures:
             print(f"FAILED {failure}", file=sys.stderr)
-        return 1 if cfg.gate_failures else 0
+        exported = [str(Path(run_dir) / "export" / p) for p in DEFAULT_PRECISIONS
+                    if (Path(run_dir) / "export" / p / "model.tflite").is_file()]
+        board = score.run(score.ScoreConfig(models=tuple(exported), threads=cli.FLAGS.threads,
+                                            out=str(Path(run_dir) / "score"), bad_files=cli.FLAGS.bad_files))
+        failed = [r for r in board["rows"] if r["status"] != "ok"]
+        return 1 if cfg.gate_failures or failed else 0
 
     return run_cli(body)
 

@@ -13,13 +13,18 @@ from absl import app, flags
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data", None, "Dataset as LAYOUT:PATH (mai21, zurich, sid) or embedded:isp|lowlight. train: the "
                                   "training data (default: the embedded set of --task); export: calibration and "
-                                  "fidelity data (default: the run's).")
+                                  "fidelity data (default: the run's); score: the data to score on (default: the first "
+                                  "model's training data).")
 flags.DEFINE_string("out", None, "Output folder. train: the run directory (default runs/<model>-<time>); export: the "
-                                 "folder of per-precision exports (default RUN_DIR/export).")
+                                 "folder of per-precision exports (default RUN_DIR/export); score: the leaderboard "
+                                 "and report (default scores/<time>).")
 flags.DEFINE_integer("seed", 0, "Random seed (weights, crops, augmentation, shuffling, calibration picks).")
 flags.DEFINE_boolean("debug", False, "Show full tracebacks for bad input (also TFLITE_ISP_DEBUG=1).")
 flags.DEFINE_enum("bad_files", "fail", ["fail", "skip"], "A corrupt dataset file fails the run, or is skipped and "
                                                            "listed in data_report.json.")
+flags.DEFINE_integer("threads", 2, "LiteRT (XNNPACK) threads: export's fidelity run, score's inference and timing.")
+flags.DEFINE_string("recipe", None, "Recipe (built-in name or .toml) of a bare .keras or .tflite model without its run "
+                                    "directory or manifest: packing order and normalisation.")
 
 
 def tidy_argv(argv: list) -> list:

@@ -327,6 +327,9 @@ def input_levels(split: Split, spec) -> tuple:
         if spec.white != "file" and p.white > 1.5 * white:
             raise fail(p.raw, f"the model divides by {white:g} but this file's white level is {p.white:g}; "
                               "use a recipe with black/white = \"file\"")
+        if spec.white != "file" and 0 < p.white < white / 1.5:
+            raise fail(p.raw, f"the model divides by {white:g} but this file's white level is only {p.white:g} "
+                              "(data of a lower bit depth than the model's)")
         blacks.append(black)
         whites.append(white)
     return np.asarray(blacks, np.float32), np.asarray(whites, np.float32)

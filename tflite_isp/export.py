@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from absl import flags
 
-from tflite_isp import cli
+from tflite_isp import atomic, cli
 from tflite_isp.errors import UserError, fail, run_cli
 
 FLAGS = flags.FLAGS
@@ -55,8 +54,6 @@ flags.DEFINE_integer("opset", 17, "ONNX opset.")
 flags.DEFINE_multi_string("target", None, "Delegate targets to check: xnnpack, gpu, nnapi[:SDK], hexagon, mediatek "
                                           "(default: all).")
 flags.DEFINE_multi_string("require_delegable", None, "Fail when any op would fall back to the CPU on this target.")
-flags.DEFINE_integer("threads", 2, "LiteRT threads for the fidelity run.")
-flags.DEFINE_string("recipe", None, "Recipe of a bare .keras model (a run directory has its own).")
 
 
 @dataclass
@@ -444,21 +441,10 @@ class Exporter:
 
 def publish(folder: Path, files: dict, manifest: dict) -> None:
     """Write the folder under a temporary name, then rename it over any older one."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".tmp-{folder.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic.staged_dir(folder) as tmp:
         for name, data in files.items():
             (tmp / name).write_bytes(data)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-        old = folder.with_name(f".old-{folder.name}")
-        if folder.exists():
-            folder.rename(old)
-        tmp.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def export_onnx(exporter: Exporter, folder: Path) -> dict:

@@ -9,12 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from tflite_isp.canvas import crop_output
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of [0, 1] images, prediction clipped first (as training's metric does)."""
-    mse = float(np.mean((np.clip(a, 0.0, 1.0) - b) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
+from tflite_isp.metrics import image_psnr as psnr
 
 
 def reference_outputs(model, inputs) -> list:
@@ -44,4 +39,4 @@ def compare(run, inputs, references, canvases) -> dict:
     }
 
 
-__all__ = ["compare", "psnr", "reference_outputs"]
+__all__ = ["compare", "reference_outputs"]

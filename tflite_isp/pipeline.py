@@ -8,6 +8,8 @@ nothing but the prefetch buffers is held, whatever the dataset's size.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from tflite_isp import bayer
 from tflite_isp._tf import tf
 from tflite_isp.datasets import Split, input_levels
@@ -40,6 +42,7 @@ def _decoder(split: Split):
         from tflite_isp import rawio
 
         def read(path):
+            path = path.item() if isinstance(path, np.ndarray) else path  # eager calls pass a 0-d array
             return rawio.read_raw(path.decode()).mosaic
 
         def decode(path):
@@ -148,4 +151,22 @@ def eval_dataset(split: Split, spec, *, multiple: int = 1, max_size: int = 0):
     return ds.map(load, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
-__all__ = ["model_input", "training_dataset", "eval_dataset", "decode_target"]
+def read_pair(split: Split, pair) -> tuple:
+    """One whole pair as NumPy: (mosaic float32 H x W in sensor values, target float32 H x W x 3 in [0, 1]),
+    decoded exactly as training does; a file that does not decode is a one-line error naming it."""
+    try:
+        mosaic = _decoder(split)(tf.constant(pair.raw)).numpy().astype(np.float32)
+    except tf.errors.OpError as err:
+        raise fail(pair.raw, f"cannot decode the RAW ({err.message.splitlines()[0]})") from None
+    try:
+        target = decode_target(tf.constant(pair.target)).numpy()
+    except tf.errors.OpError as err:
+        raise fail(pair.target, f"cannot decode the target ({err.message.splitlines()[0]})") from None
+    h, w = mosaic.shape[0] // 2 * 2, mosaic.shape[1] // 2 * 2
+    if target.shape[:2] != mosaic.shape[:2]:
+        raise fail(pair.target, f"target is {target.shape[1]}x{target.shape[0]} but its RAW is "
+                                f"{mosaic.shape[1]}x{mosaic.shape[0]}")
+    return mosaic[:h, :w], target[:h, :w]
+
+
+__all__ = ["model_input", "training_dataset", "eval_dataset", "decode_target", "read_pair"]

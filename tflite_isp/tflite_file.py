@@ -131,6 +131,34 @@ class TFLiteModel:
         }
 
 
+def op_macs(op: OpInfo) -> int:
+    """Multiply-accumulates of one convolution-type op at its static shapes (0 for other ops).
+
+    Weight layouts (TFLite schema): CONV_2D and TRANSPOSE_CONV (O, kh, kw, I), DEPTHWISE_CONV_2D
+    (1, kh, kw, C*m), FULLY_CONNECTED (O, I). TRANSPOSE_CONV's inputs are (output_shape, weights, x).
+    """
+    def elements(t, drop_last=False):
+        dims = t.shape[:-1] if drop_last else t.shape
+        return int(np.prod(dims)) if dims else 1
+
+    if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and len(op.inputs) > 1 and op.inputs[1]:
+        weights, out = op.inputs[1], op.outputs[0]
+        per_output = int(np.prod(weights.shape[1:])) if op.name != "DEPTHWISE_CONV_2D" else \
+            int(np.prod(weights.shape[1:3]))
+        return elements(out) * per_output
+    if op.name == "TRANSPOSE_CONV" and len(op.inputs) > 2 and op.inputs[1] and op.inputs[2]:
+        weights, x = op.inputs[1], op.inputs[2]
+        return elements(x, drop_last=True) * int(np.prod(weights.shape))
+    return 0
+
+
+def count_macs(model: TFLiteModel) -> int | None:
+    """Total MACs of one inference at the file's static input size; None for a dynamic-shape file."""
+    if model.has_dynamic_shape:
+        return None
+    return sum(op_macs(op) for op in model.ops)
+
+
 def read(path) -> TFLiteModel:
     """Read and parse a .tflite file; a missing or malformed file raises a one-line UserError."""
     path = Path(path)

@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from absl import flags
@@ -200,6 +200,9 @@ def run(cfg: TrainConfig) -> dict:
     terms = parse_loss(cfg.loss)
     loss_fn = make_loss(terms, vgg_weights=cfg.vgg_weights, patch=cfg.patch)
     layout, root = _data_source(cfg, recipe)
+    data_task = "lowlight" if layout == "sid" else "isp"
+    if recipe.task != data_task:  # e.g. SID's U-Net trained on ISP pairs is an ISP model from now on
+        recipe = replace(recipe, task=data_task)
     train_split = datasets.open_split(layout, root, "train", on_bad=cfg.bad_files)
     val_name = datasets.validation_split(layout, root)
     if val_name != "val":

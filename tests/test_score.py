@@ -1,0 +1,331 @@
+"""The score command: metrics against TensorFlow and scikit-image, the MAI formula on published rows,
+seamless tiling, the leaderboard with its LibRaw baseline row, runtime sources and bad input."""
+import csv
+import hashlib
+import json
+
+import numpy as np
+import pytest
+from conftest import make_run, run_module
+
+SIZE = (32, 48)  # packed model input; the 96 px test images (48 x 48 packed) need two tiles
+
+
+# --- Metrics ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def photo_pairs():
+    """Real photo crops and degraded versions (blur + noise), float in [0, 1]."""
+    from scipy.ndimage import gaussian_filter
+    from skimage import data
+
+    rng = np.random.default_rng(0)
+    pairs = []
+    for img in (data.astronaut()[100:228, 150:310], data.coffee()[50:146, 200:328]):
+        ref = img.astype(np.float32) / 255.0
+        out = gaussian_filter(ref, sigma=(1, 1, 0)) + rng.normal(0, 0.03, ref.shape)
+        pairs.append((out.astype(np.float32), ref))
+    return pairs
+
+
+def test_ssim_and_psnr_match_tensorflow_and_skimage(photo_pairs):
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    from tflite_isp import metrics
+    from tflite_isp._tf import tf
+
+    for out, ref in photo_pairs:
+        clipped = np.clip(out, 0, 1)
+        ours = metrics.image_ssim(out, ref)
+        tf_ssim = float(tf.image.ssim(tf.constant(ref), tf.constant(clipped), max_val=1.0))
+        sk_ssim = structural_similarity(clipped, ref, data_range=1, channel_axis=-1, gaussian_weights=True,
+                                        sigma=1.5, use_sample_covariance=False)
+        assert abs(ours - tf_ssim) < 2e-5 and abs(ours - sk_ssim) < 2e-5
+        assert 0.3 < ours < 0.95  # a real degradation, not a trivial pair
+        tf_psnr = float(tf.image.psnr(tf.constant(ref), tf.constant(clipped), max_val=1.0))
+        assert metrics.image_psnr(out, ref) == pytest.approx(tf_psnr, abs=1e-3)
+        assert metrics.image_psnr(out, ref) == pytest.approx(peak_signal_noise_ratio(ref, clipped, data_range=1),
+                                                             abs=1e-4)
+    # the training metrics are the same definitions
+    out, ref = photo_pairs[0]
+    assert float(metrics.ssim(ref[None], out[None])[0]) == pytest.approx(metrics.image_ssim(out, ref), abs=2e-5)
+
+
+def test_mean_and_pooled_psnr_are_different_aggregations(photo_pairs):
+    from tflite_isp import metrics
+
+    (a, ra), (b, rb) = photo_pairs
+    b_bad = np.clip(b + 0.2, 0, 1)  # one much worse image pulls the pooled figure down harder
+    per_image = [metrics.image_psnr(a, ra), metrics.image_psnr(b_bad, rb)]
+    pooled = metrics.pooled_psnr([metrics.squared_error(a, ra), metrics.squared_error(b_bad, rb)])
+    sse = np.sum((np.clip(a, 0, 1) - ra) ** 2) + np.sum((b_bad - rb) ** 2)
+    assert pooled == pytest.approx(10 * np.log10((ra.size + rb.size) / sse), abs=1e-6)
+    assert metrics.mean_psnr(per_image) == pytest.approx(np.mean(per_image))
+    assert metrics.mean_psnr(per_image) - pooled > 1.0
+
+
+# --- MAI 2021 score ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("team, psnr, runtime_ms, published", [
+    ("dh_isp", 23.2, 61, 25.98),  # arXiv:2105.07809 Table 1, 1st place
+    ("EdS", 23.23, 1861, 22.40),  # Table 1, over the 200 ms budget: alpha 0.5
+])
+def test_mai_score_reproduces_published_rows(team, psnr, runtime_ms, published):
+    from tflite_isp.leaderboard import mai_score
+
+    assert round(mai_score(psnr, runtime_ms / 1000), 2) == pytest.approx(published)
+
+
+def test_mai_score_clips_runtime_and_switches_alpha_at_the_budget():
+    from tflite_isp.leaderboard import mai_score
+
+    assert mai_score(20.0, 0.010) == pytest.approx(20.0 + 20 * (0.2 - 0.03))  # faster than 30 ms gains nothing
+    assert mai_score(20.0, 0.030) == mai_score(20.0, 0.001)
+    assert mai_score(20.0, 0.2) == pytest.approx(20.0)
+    assert mai_score(20.0, 0.201) == pytest.approx(20.0 + 0.5 * (0.2 - 0.201))
+    assert mai_score(20.0, 60.0) == pytest.approx(20.0 + 0.5 * (0.2 - 5.0))  # slower than 5 s: clipped
+    for bad in (-0.1, float("nan"), None):
+        with pytest.raises(ValueError):
+            mai_score(20.0, bad)
+
+
+# --- Tiling -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("length, size, margin, multiple", [(100, 32, 8, 1), (544, 96, 32, 16), (97, 97, 8, 1),
+                                                           (1424, 544, 32, 16), (50, 16, 32, 2)])
+def test_tiles_cover_every_pixel_once_away_from_tile_edges(length, size, margin, multiple):
+    from tflite_isp.tiling import axis_spans
+
+    spans = axis_spans(length, size, margin, multiple)
+    assert spans[0].keep_from == 0 and spans[-1].keep_to == length
+    for a, b in zip(spans, spans[1:]):
+        assert a.keep_to == b.keep_from  # contiguous, no gaps, no double cover
+    inner = min(margin, size // 4)
+    for k, s in enumerate(spans):
+        assert 0 <= s.start and s.start + size <= length and s.start % multiple == 0
+        if k:
+            assert s.keep_from - s.start >= inner
+        if k < len(spans) - 1:
+            assert s.start + size - s.keep_to >= inner
+
+
+def _local_net(x):
+    """A 3x3 neighbourhood function then a 2x upsample: exact under tiling with margin >= 1."""
+    from scipy.ndimage import uniform_filter
+
+    y = uniform_filter(x[0], size=(3, 3, 1), mode="constant")[..., :3]
+    return np.repeat(np.repeat(y, 2, axis=0), 2, axis=1)[None]
+
+
+def test_tiled_equals_untiled_for_a_local_operator():
+    from tflite_isp.tiling import run_tiled
+
+    x = np.random.default_rng(1).random((70, 90, 4)).astype(np.float32)
+    whole = run_tiled(_local_net, x)
+    tiled = run_tiled(_local_net, x, (32, 48), margin=4)
+    padded = run_tiled(_local_net, x[:20, :30], (32, 48), margin=4)  # smaller than the tile: padded
+    assert tiled.shape == whole.shape == (140, 180, 3) and padded.shape == (40, 60, 3)
+    np.testing.assert_array_equal(tiled, whole)
+    np.testing.assert_allclose(padded[:-2, :-2], run_tiled(_local_net, x[:20, :30])[:-2, :-2], atol=1e-6)
+
+
+# --- Exports shared by the command tests -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory, isp_data, lowlight_data):
+    from tflite_isp import export as ex
+
+    root = tmp_path_factory.mktemp("score")
+    settings = {"size": SIZE, "calibration_images": 6, "fidelity_images": 0, "log": False}
+    small = make_run(root / "smallnet", "smallnet", f"mai21:{isp_data}")
+    ex.run(ex.ExportConfig(source=str(small), precisions=("fp32", "int8"), **settings))
+    sid = make_run(root / "sid_unet", "sid_unet", f"sid:{lowlight_data}", width_multiplier=0.125)
+    ex.run(ex.ExportConfig(source=str(sid), precisions=("fp32",), model_none=False, **settings))
+    return {"smallnet": small / "export", "sid_unet": sid / "export", "root": root}
+
+
+def test_tiled_file_matches_the_dynamic_file_on_a_whole_image(exports, isp_data):
+    """model.tflite (fixed 32 x 48, tiled) against model_none.tflite (the whole image at once)."""
+    from tflite_isp import datasets, pipeline, recipes, tiling
+    from tflite_isp.runtime import Runner
+
+    split = datasets.open_split("mai21", isp_data, "test")
+    spec = recipes.load_recipe("smallnet").input
+    mosaic = np.concatenate([pipeline.read_pair(split, p)[0] for p in split.pairs[:2]], axis=1)  # 96 x 192 RAW
+    x = pipeline.model_input(mosaic, split.pattern, spec, np.zeros(4, np.float32), 1020.0)
+    for precision, tolerance in (("fp32", 1e-5), ("int8", None)):
+        folder = exports["smallnet"] / precision
+        tiled = tiling.run_tiled(Runner(folder / "model.tflite"), x, SIZE)
+        whole = tiling.run_tiled(Runner(folder / "model_none.tflite"), x, None)
+        assert tiled.shape == whole.shape == (96, 192, 3)
+        diff = np.abs(tiled - whole)
+        if tolerance:
+            assert diff.max() < tolerance
+        else:  # int8: the same quantised arithmetic; XNNPACK may round a few values differently
+            step = json.loads((folder / "manifest.json").read_text())["file"]["outputs"][0]["quantization"]["scale"][0]
+            assert diff.max() <= 2 * step + 1e-6 and np.mean(diff > 1e-6) < 0.01
+
+
+# --- The command ---------------------------------------------------------------------------------
+
+def _board(out):
+    return json.loads((out / "leaderboard.json").read_text())
+
+
+def test_score_writes_a_sorted_leaderboard_with_the_libraw_baseline(exports, isp_data, tmp_path):
+    out = tmp_path / "scores"
+    proc = run_module("tflite_isp.score", exports["smallnet"], "--data", f"mai21:{isp_data}", "--runs", 3,
+                      "--warmup", 1, "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    board = _board(out)
+    names = [r["name"] for r in board["rows"]]
+    assert set(names) == {"smallnet fp32", "smallnet int8", "LibRaw AHD (classical ISP)"}
+    assert board["data"]["images"] == 3 and board["data"]["split"] == "test"
+    scores = [r["score"] for r in board["rows"]]
+    assert scores == sorted(scores, reverse=True)
+    for row in board["rows"]:
+        assert row["status"] == "ok" and len(row["per_image"]) == 3
+        assert row["psnr"] == pytest.approx(np.mean([p["psnr"] for p in row["per_image"]]), abs=1e-3)
+        assert row["runtime_ms"] > 0 and row["ssim"] > 0
+        assert row["score"] == pytest.approx(row["psnr"] + (20 if row["runtime_ms"] <= 200 else 0.5)
+                                             * (0.2 - min(max(row["runtime_ms"] / 1000, 0.03), 5)), abs=1e-3)
+    base = next(r for r in board["rows"] if r["baseline"])
+    assert base["framework"].startswith("LibRaw") and 10 < base["psnr"] < 60
+    learned = next(r for r in board["rows"] if r["name"] == "smallnet int8")
+    assert learned["size_kb"] > 0 and learned["macs_g"] > 0 and learned["runtime"]["runs"] == 3
+    assert learned["details"]["tile"] == list(SIZE)
+    with open(out / "leaderboard.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["name"] for r in rows] == names
+    md = (out / "leaderboard.md").read_text()
+    assert "*LibRaw AHD (classical ISP) (baseline)*" in md and "Data: mai21:" in md
+    html = (out / "report.html").read_text()
+    assert "smallnet int8" in html and (out / "report" / "pareto.png").is_file()
+
+
+def _three_channel_tflite(path):
+    from tflite_isp._tf import keras, tf
+
+    inp = keras.Input((32, 48, 3), batch_size=1)
+    model = keras.Model(inp, keras.layers.Conv2D(3, 3, padding="same")(inp))
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    return path
+
+
+def test_a_bad_model_fails_alone_and_is_listed(exports, isp_data, tmp_path):
+    bad = _three_channel_tflite(tmp_path / "rgb.tflite")
+    out = tmp_path / "scores"
+    proc = run_module("tflite_isp.score", exports["smallnet"] / "int8", bad, exports["sid_unet"] / "fp32",
+                      tmp_path / "missing", "--data", f"mai21:{isp_data}", "--runs", 2, "--warmup", 0,
+                      "--nobaseline", "--out", out)
+    assert proc.returncode == 1
+    board = _board(out)
+    by_status = {r["name"]: r for r in board["rows"]}
+    assert by_status["smallnet int8"]["status"] == "ok"
+    assert board["rows"][0]["name"] == "smallnet int8"  # failed rows sort last
+    errors = {r["name"]: r["error"] for r in board["rows"] if r["status"] == "failed"}
+    assert len(errors) == 3
+    assert any("(1, 32, 48, 3) is not 4-channel packed RAW" in e for e in errors.values())
+    assert "lowlight model cannot score on mai21 isp data" in errors["sid_unet fp32"]
+    assert any("no such model file or folder" in e for e in errors.values())
+    assert "FAILED" in proc.stderr and "Traceback" not in proc.stderr
+    assert "FAILED" in (out / "leaderboard.md").read_text()
+
+
+def test_runtime_json_supplies_times_and_bad_entries_fail_their_model(exports, isp_data, tmp_path):
+    int8, fp32 = exports["smallnet"] / "int8", exports["smallnet"] / "fp32"
+    sha = hashlib.sha256((fp32 / "model.tflite").read_bytes()).hexdigest()
+    good = tmp_path / "times.json"
+    good.write_text(json.dumps({"source": "AI Benchmark (by hand)", "models": {
+        "smallnet int8": {"ms": 61.0, "p95_ms": 70}, sha: {"ms": 1861}}}))
+    out = tmp_path / "a"
+    proc = run_module("tflite_isp.score", int8, fp32, "--data", f"mai21:{isp_data}", "--runtime-json", good,
+                      "--nobaseline", "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r["name"]: r for r in _board(out)["rows"]}
+    assert rows["smallnet int8"]["runtime_ms"] == 61.0 and rows["smallnet fp32"]["runtime_ms"] == 1861
+    assert rows["smallnet int8"]["runtime_source"] == "AI Benchmark (by hand)"
+    assert rows["smallnet int8"]["score"] == pytest.approx(rows["smallnet int8"]["psnr"] + 20 * (0.2 - 0.061),
+                                                           abs=1e-3)
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"models": {"smallnet int8": {"p95_ms": 3}, "smallnet fp32": {"ms": -5}}}))
+    out = tmp_path / "b"
+    proc = run_module("tflite_isp.score", int8, fp32, "--data", f"mai21:{isp_data}", "--runtime_json", bad,
+                      "--nobaseline", "--out", out)
+    assert proc.returncode == 1
+    errors = {r["name"]: r["error"] for r in _board(out)["rows"]}
+    assert "missing field 'ms'" in errors["smallnet int8"] and str(bad) in errors["smallnet int8"]
+    assert "ms must be > 0, not -5" in errors["smallnet fp32"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--runtime", "adb"], "harness is not available yet"),
+    (["--runtime", "jetson:board.local"], "harness is not available yet"),
+    (["--runtime", "phone"], "--runtime must be local"),
+    (["--split", "train2"], "split folder not found"),
+])
+def test_bad_flags_are_one_line_errors(exports, isp_data, tmp_path, args, message):
+    proc = run_module("tflite_isp.score", exports["smallnet"] / "int8", "--data", f"mai21:{isp_data}", *args,
+                      "--out", tmp_path / "s")
+    assert proc.returncode == 2 and message in proc.stderr
+    assert proc.stderr.strip().startswith("error:") and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()
+
+
+def test_lowlight_dng_scoring_has_the_libraw_row(exports, lowlight_data, tmp_path):
+    out = tmp_path / "s"
+    proc = run_module("tflite_isp.score", exports["sid_unet"], "--runs", 2, "--warmup", 0, "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    board = _board(out)
+    assert board["data"]["layout"] == "sid"  # taken from the run the export came from
+    base = next(r for r in board["rows"] if r["baseline"])
+    assert base["status"] == "ok" and base["psnr"] > 10 and "camera WB" in base["details"]["describe"]
+    model = next(r for r in board["rows"] if not r["baseline"])
+    assert model["details"]["tile"] == list(SIZE) and np.isfinite(model["psnr"])
+
+
+def test_default_job_trains_exports_and_scores(isp_data, tmp_path):
+    """``python -m tflite_isp`` (the README's main command), shortened: train, export FP32 + INT8, score."""
+    run_dir = tmp_path / "run"
+    proc = run_module("tflite_isp", "--data", f"mai21:{isp_data}", "--epochs", 1, "--steps_per_epoch", 5,
+                      "--patch", 64, "--batch", 2, "--out", run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    board = _board(run_dir / "score")
+    assert {r["name"] for r in board["rows"]} == {"smallnet fp32", "smallnet int8", "LibRaw AHD (classical ISP)"}
+    assert all(r["status"] == "ok" for r in board["rows"])
+    assert (run_dir / "score" / "report.html").is_file()
+    assert "leaderboard: " in proc.stderr
+
+
+def test_data_of_another_bit_depth_fails_the_model_and_an_empty_split_stops(exports, isp_copy, tmp_path):
+    sensor = json.loads((isp_copy / "sensor.json").read_text())
+    (isp_copy / "sensor.json").write_text(json.dumps({**sensor, "white": 16383, "bit_depth": 14}))
+    out = tmp_path / "s"
+    proc = run_module("tflite_isp.score", exports["smallnet"] / "int8", "--data", f"mai21:{isp_copy}", "--runs", 1,
+                      "--warmup", 0, "--out", out)
+    assert proc.returncode == 1
+    row = next(r for r in _board(out)["rows"] if not r["baseline"])
+    assert row["status"] == "failed" and "divides by 1020" in row["error"] and "16383" in row["error"]
+
+    for f in (isp_copy / "test" / "mediatek_raw").iterdir():
+        f.unlink()
+    proc = run_module("tflite_isp.score", exports["smallnet"] / "int8", "--data", f"mai21:{isp_copy}",
+                      "--out", tmp_path / "empty")
+    assert proc.returncode == 2 and "empty split" in proc.stderr and not (tmp_path / "empty").exists()
+
+
+def test_zoo_trains_exports_and_scores_once(isp_data, tmp_path):
+    """--zoo on one model with a few steps: a table in one call; a second call reuses the run and exports."""
+    from tflite_isp import score, zoo
+
+    cfg = score.ScoreConfig(models=(), data=f"mai21:{isp_data}", runs=1, warmup=0, report_images=1, log=False)
+    board = zoo.run(cfg, models=("smallnet",), steps=3, root=tmp_path / "zoo", patch=64, batch=2)
+    assert {r["name"] for r in board["rows"]} == {"smallnet fp32", "smallnet int8", "LibRaw AHD (classical ISP)"}
+    assert all(r["status"] == "ok" for r in board["rows"])
+    model = tmp_path / "zoo" / "smallnet" / "model.keras"
+    manifest = tmp_path / "zoo" / "smallnet" / "export" / "int8" / "manifest.json"
+    stamps = model.stat().st_mtime_ns, manifest.stat().st_mtime_ns
+    board = zoo.run(cfg, models=("smallnet",), steps=3, root=tmp_path / "zoo", patch=64, batch=2)
+    assert (model.stat().st_mtime_ns, manifest.stat().st_mtime_ns) == stamps
+    assert (tmp_path / "zoo" / "score" / "leaderboard.md").is_file()

@@ -1,0 +1,144 @@
+"""Where a model's runtime comes from: timed here, on a device, or read from a JSON file.
+
+``--runtime local`` times the ``.tflite`` in a fresh process with the LiteRT interpreter (see
+:mod:`tflite_isp.timing`); ``adb[:SERIAL][:DELEGATE]`` and ``jetson:HOST`` go through the device
+harnesses; ``--runtime_json FILE`` takes figures measured elsewhere (e.g. read off AI Benchmark's
+PRO mode by hand). Every source answers for the Full HD input (packed 1 x 544 x 960 x 4), the
+MAI 2021 convention the score is defined on.
+
+Runtime JSON schema (``--runtime_json``)::
+
+    {"source": "AI Benchmark 5, Dimensity 1000+, Neuron delegate",   # optional; shown in the table
+     "models": {"<key>": {"ms": 61.0,             # required: median (or mean) ms per Full HD inference, > 0
+                          "p95_ms": 64.0,          # optional, >= 0
+                          "init_ms": 820.0,        # optional, >= 0
+                          "note": "free text"}}}   # optional
+
+A ``<key>`` names the model as the leaderboard row (``"smallnet int8"``), as the path given on
+the command line, as the ``.tflite`` path, or by the file's SHA-256.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from tflite_isp.errors import UserError, fail
+
+FULL_HD_PACKED = (544, 960)
+OPTIONAL_TIMES = ("p95_ms", "init_ms")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A runtime for one Full HD frame: ``ms`` drives the score; ``details`` go to the JSON."""
+
+    ms: float
+    source: str
+    details: dict
+
+
+def full_hd_plan(input_shape) -> tuple:
+    """(shape to time at, invocations per Full HD frame) for a file's input signature (1, H, W, 4).
+
+    A dynamic file is resized to Full HD; a fixed Full HD file runs once; another fixed size
+    runs once per tile of a Full HD frame (no overlap: the least a frame can take).
+    """
+    from tflite_isp.tiling import tile_count
+
+    _, h, w, c = input_shape
+    if h == -1 or w == -1:
+        return (1, *FULL_HD_PACKED, c), 1
+    return (1, h, w, c), tile_count(FULL_HD_PACKED, (h, w), margin=0)
+
+
+class Local:
+    """Timed on this machine, one fresh process per file."""
+
+    def __init__(self, threads: int = 2, runs: int = 20, warmup: int = 3):
+        self.threads, self.runs, self.warmup = threads, runs, warmup
+        self.label = f"local (LiteRT XNNPACK, {threads} threads, median of {runs} runs)"
+
+    def measure(self, entry) -> Measured:
+        from tflite_isp import timing
+
+        shape, calls = full_hd_plan(entry.input_shape)
+        try:
+            t = timing.measure_subprocess(entry.path, threads=self.threads, runs=self.runs, warmup=self.warmup,
+                                          shape="x".join(map(str, shape)))
+        except timing.TimingError as err:
+            raise fail(entry.path, f"timing failed ({err.problem})") from None
+        source = "local" if calls == 1 else f"local, {calls} tiles of {shape[1]}x{shape[2]} per Full HD frame"
+        return Measured(t["median_ms"] * calls, source, {**t, "invocations_per_frame": calls})
+
+
+def device_not_ready(spec: str) -> UserError:
+    """Phones over adb and Jetson boards over ssh time files through the device harnesses (not yet here)."""
+    kind = "Android (adb)" if spec.startswith("adb") else "Jetson (ssh)"
+    return UserError(f"--runtime {spec}: the {kind} harness is not available yet; time the file on the device "
+                     "and pass --runtime_json FILE")
+
+
+class FromJson:
+    """Runtimes measured elsewhere, listed in a JSON file (schema in this module's docstring)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        try:
+            doc = json.loads(self.path.read_text())
+        except OSError as err:
+            raise fail(self.path, f"cannot read the runtime JSON ({err.strerror})") from None
+        except ValueError as err:
+            raise fail(self.path, f"not valid JSON ({err})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("models"), dict):
+            raise fail(self.path, 'the runtime JSON needs an object {"models": {"<model>": {"ms": ...}}}')
+        self.models = doc["models"]
+        self.label = str(doc.get("source") or f"from {self.path.name}")
+
+    def entry_for(self, entry) -> tuple:
+        """(key, record) of the first key that names the model."""
+        for key in entry.keys():
+            if key in self.models:
+                return key, self.models[key]
+        raise fail(self.path, f"no runtime for {entry.name!r} (keys tried: {', '.join(entry.keys())})")
+
+    def measure(self, entry) -> Measured:
+        key, record = self.entry_for(entry)
+        where = f"models[{key!r}]"
+        if not isinstance(record, dict) or "ms" not in record:
+            raise fail(self.path, f"{where}: missing field 'ms' (ms per Full HD inference)")
+        details = {"key": key}
+        for name in ("ms", *OPTIONAL_TIMES):
+            if name not in record:
+                continue
+            value = record[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise fail(self.path, f"{where}: {name} must be a number, not {value!r}")
+            if value < 0 or (name == "ms" and value == 0):
+                raise fail(self.path, f"{where}: {name} must be {'> 0' if name == 'ms' else '>= 0'}, not {value}")
+            details[name] = float(value)
+        if "note" in record:
+            details["note"] = str(record["note"])
+        return Measured(details["ms"], self.label, details)
+
+
+def parse(runtime: str, runtime_json: str | None, *, threads: int, runs: int, warmup: int):
+    """The runtime source of ``--runtime`` / ``--runtime_json``."""
+    if runtime_json:
+        return FromJson(runtime_json)
+    kind = runtime.split(":")[0]
+    if runtime == "local":
+        if runs <= 0 or warmup < 0:
+            raise UserError("--runs must be > 0 and --warmup >= 0")
+        return Local(threads, runs, warmup)
+    if kind == "adb":
+        raise device_not_ready(runtime)
+    if kind == "jetson":
+        if runtime.count(":") != 1 or not runtime.split(":")[1]:
+            raise UserError(f"--runtime jetson needs a host: jetson:HOST, not {runtime!r}")
+        raise device_not_ready(runtime)
+    raise UserError(f"--runtime must be local, adb[:SERIAL][:DELEGATE] or jetson:HOST, not {runtime!r}")
+
+
+__all__ = ["FULL_HD_PACKED", "Measured", "Local", "FromJson", "full_hd_plan", "parse"]

@@ -1,0 +1,88 @@
+"""Whole images through a fixed-size model: overlapping tiles, stitched without seams.
+
+A fixed-shape ``.tflite`` (Full HD packed 544 x 960 by default) sees images of any size:
+smaller ones are padded (symmetric, bottom and right) to the tile, larger ones are cut into
+tiles that overlap by ``2 * margin`` packed pixels. Each output pixel comes from the one tile
+in which it lies farthest from an edge (the cut runs through the middle of each overlap), so
+with a margin at least the network's receptive radius the stitched image equals the untiled
+one: no blending, no seams. Tile origins stay on multiples of the network's input multiple
+(its total pooling stride), so every tile sees the same pooling grid as the whole image would.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_MARGIN = 32  # packed pixels per side (64 RAW pixels)
+
+
+@dataclass(frozen=True)
+class Span:
+    """One tile along one axis: it reads [start, start + size) and keeps [keep_from, keep_to)."""
+
+    start: int
+    keep_from: int
+    keep_to: int
+
+
+def round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def axis_spans(length: int, size: int, margin: int, multiple: int = 1) -> list:
+    """Tiles of ``size`` covering ``length`` (already >= size), overlapping by at least ``2 * margin``."""
+    if length <= size:
+        return [Span(0, 0, length)]
+    margin = min(margin, size // 4)
+    stride = max((size - 2 * margin) // multiple * multiple, multiple)
+    starts = list(range(0, length - size, stride)) + [length - size]
+    spans = []
+    for k, start in enumerate(starts):
+        keep_from = 0 if k == 0 else (start + starts[k - 1] + size) // 2
+        keep_to = length if k == len(starts) - 1 else (starts[k + 1] + start + size) // 2
+        spans.append(Span(start, keep_from, keep_to))
+    return spans
+
+
+def padded_size(length: int, tile: int | None, multiple: int) -> int:
+    """The image length after padding: at least one tile, and a whole number of ``multiple``."""
+    return max(round_up(length, multiple), tile or 0)
+
+
+def run_tiled(run, packed: np.ndarray, tile=None, *, margin: int = DEFAULT_MARGIN, multiple: int = 1,
+              scale: int = 2) -> np.ndarray:
+    """``run`` ((1, th, tw, C) -> (1, scale*th, scale*tw, 3)) over a packed image (h, w, C) -> (scale*h, scale*w, 3).
+
+    ``tile`` is the model's fixed (th, tw); None runs the whole (padded) image at once, for
+    dynamic-shape files. The output is clipped to [0, 1].
+    """
+    h, w = packed.shape[:2]
+    th, tw = tile if tile else (None, None)
+    if tile and (th % multiple or tw % multiple):
+        raise ValueError(f"tile {th}x{tw} is not a multiple of the model's input multiple {multiple}")
+    ph, pw = padded_size(h, th, multiple), padded_size(w, tw, multiple)
+    image = np.pad(packed, ((0, ph - h), (0, pw - w), (0, 0)), mode="symmetric")
+    th, tw = th or ph, tw or pw
+    out = None
+    for ys in axis_spans(ph, th, margin, multiple):
+        for xs in axis_spans(pw, tw, margin, multiple):
+            y = run(image[None, ys.start:ys.start + th, xs.start:xs.start + tw])[0]
+            if out is None:
+                out = np.empty((scale * ph, scale * pw, y.shape[-1]), np.float32)
+            rows = slice(scale * ys.keep_from, scale * ys.keep_to)
+            cols = slice(scale * xs.keep_from, scale * xs.keep_to)
+            out[rows, cols] = y[scale * (ys.keep_from - ys.start):scale * (ys.keep_to - ys.start),
+                                scale * (xs.keep_from - xs.start):scale * (xs.keep_to - xs.start)]
+    return np.clip(out[:scale * h, :scale * w], 0.0, 1.0)
+
+
+def tile_count(shape, tile, *, margin: int = DEFAULT_MARGIN, multiple: int = 1) -> int:
+    """How many model runs one image of packed ``shape`` (h, w) takes."""
+    if not tile:
+        return 1
+    ph, pw = (padded_size(n, t, multiple) for n, t in zip(shape, tile))
+    return len(axis_spans(ph, tile[0], margin, multiple)) * len(axis_spans(pw, tile[1], margin, multiple))
+
+
+__all__ = ["DEFAULT_MARGIN", "Span", "axis_spans", "run_tiled", "tile_count"]
