@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # tflite_isp launcher: makes the pinned virtual environment (.venv: pyproject.toml + constraints.txt)
 # on first use, then
-#   ./run.sh                 the default job: embedded data -> train (export and score as they land)
-#   ./run.sh test [ARGS]     the test suite (pytest ARGS)
+#   ./run.sh                 the default job: embedded data -> train Smallnet -> export FP32, INT8 -> score
+#   ./run.sh test [ARGS]     the test suite (pytest ARGS; installs Debian's chromium when root)
 #   ./run.sh MODULE [ARGS]   python -m tflite_isp.MODULE ARGS   (train, data, ...)
 set -euo pipefail
 cd "$(dirname "$0")"

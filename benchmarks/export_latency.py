@@ -29,7 +29,6 @@ import gc
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -38,6 +37,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO))
+
+from bench_machine import load_average, machine_info  # noqa: E402
 
 from tflite_isp import atomic  # noqa: E402
 from tflite_isp.errors import UserError, run_cli  # noqa: E402
@@ -129,58 +130,10 @@ def parse_args(argv):
 
 # --- Machine description ---------------------------------------------------------------------
 
-def _version(dist: str):
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def machine_info() -> dict:
-    import numpy as np
-
+def machine_extras() -> dict:
     from tflite_isp._tf import tf
 
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    mem = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem = round(int(line.split()[1]) / 2**20, 1)
-    except (OSError, ValueError):
-        pass
-    return {
-        "cpu": cpu,
-        "logical_cores": os.cpu_count(),
-        "usable_cores": usable,
-        "memory_gib": mem,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "ai_edge_litert": _version("ai-edge-litert"),
-        "numpy": np.__version__,
-        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
-    }
-
-
-def load_average():
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
+    return {"gpus": [d.name for d in tf.config.list_physical_devices("GPU")]}
 
 
 # --- Measurement -----------------------------------------------------------------------------
@@ -515,7 +468,7 @@ def main(argv=None) -> int:
         "benchmark": "export_latency",
         "command": " ".join(["python", "benchmarks/export_latency.py", *(sys.argv[1:] if argv is None else argv)]),
         "started_at": started, "finished_at": None, "complete": False,
-        "machine": machine_info(),
+        "machine": machine_info(**machine_extras()),
         "settings": {"models": args.models, "precisions": args.precisions, "rounds": args.rounds, "runs": args.runs,
                      "warmup": args.warmup, "measure_seconds": args.measure_seconds, "threads": args.threads,
                      "size": f"{args.height}x{args.width}", "height": args.height, "width": args.width,

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -40,6 +38,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO))
+
+from bench_machine import load_average, machine_info  # noqa: E402
 
 from tflite_isp import atomic, timing  # noqa: E402
 from tflite_isp.errors import UserError, run_cli  # noqa: E402
@@ -269,42 +269,6 @@ def summarise(path: Path, rounds: list, runs: int, warmup: int, probe: float, ar
 
 
 # --- Report --------------------------------------------------------------------------------------------------------
-
-def _version(dist: str):
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def machine_info() -> dict:
-    """CPU model, cores, memory and versions (TensorFlow only when installed; it is not imported)."""
-    import numpy as np
-
-    cpu = platform.processor() or "unknown"
-    mem = None
-    try:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                    if ln.lower().startswith("model name")), cpu)
-        mem = next((round(int(ln.split()[1]) / 2**20, 1) for ln in Path("/proc/meminfo").read_text().splitlines()
-                    if ln.startswith("MemTotal:")), None)
-    except (OSError, ValueError):
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "logical_cores": os.cpu_count(), "usable_cores": usable, "memory_gib": mem,
-            "platform": platform.platform(), "python": platform.python_version(),
-            "ai_edge_litert": _version("ai-edge-litert"), "numpy": np.__version__,
-            "tensorflow": _version("tensorflow")}
-
-
-def load_average():
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
 
 def _ms(v: float) -> str:
     return f"{v:,.0f}" if v >= 100 else f"{v:.1f}" if v >= 1 else f"{v:.3f}"

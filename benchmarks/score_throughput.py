@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -30,6 +28,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO))
+
+from bench_machine import load_average, machine_info  # noqa: E402
 
 from tflite_isp import atomic  # noqa: E402
 
@@ -61,7 +61,8 @@ def make_full_hd_set(root: Path, n: int) -> Path:
 
 
 def export_model(name: str, work: Path, data: Path, precisions) -> Path:
-    """A random-weight run of recipe ``name`` on ISP data, exported at Full HD; returns its export root."""
+    """A random-weight run of recipe ``name`` on ISP data (``data``: calibrates the INT8 file), exported at
+    Full HD; returns its export root."""
     from tflite_isp import export, nets, recipes
     from tflite_isp._tf import keras
 
@@ -103,16 +104,10 @@ def parts(scorer, entry, split) -> dict:
                                                          ("metrics_ms", measure))}
 
 
-def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
-
-
 def to_markdown(result: dict) -> str:
     lines = [f"Scoring throughput at Full HD ({result['images']} images of 1920x1088, "
              f"{result['threads']} threads, {result['rounds']} rounds; {result['machine']['cpu']}, "
-             f"{result['machine']['cores']} cores)", "",
+             f"{result['machine']['usable_cores']} cores)", "",
              "| file | images/s | ms/image | inference ms | metrics ms | decode ms | inference share |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in result["files"].items():
@@ -131,7 +126,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = p.parse_args(argv)
 
-    from tflite_isp import datasets, score
+    from tflite_isp import datasets, score, synth
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -142,7 +137,7 @@ def main(argv=None) -> int:
         entries = []
         for name in args.models.split(","):
             log(f"exporting {name} at Full HD ({args.precisions})")
-            root = export_model(name, work, data, args.precisions.split(","))
+            root = export_model(name, work, synth.ensure_embedded("isp"), args.precisions.split(","))
             entries += [score.make_entry(f, str(f), None) for f in score.model_files(str(root))]
         timings: dict = {e.name: [] for e in entries}
         for r in range(args.rounds):
@@ -156,8 +151,8 @@ def main(argv=None) -> int:
             alone = parts(scorer, e, split)
             files[e.name] = {"ms_per_image": ms, "images_per_s": 1000 / ms, **alone,
                              "inference_share": alone["inference_ms"] / ms, "rounds_ms": timings[e.name]}
-    result = {"images": args.images, "threads": args.threads, "rounds": args.rounds, "machine": machine(),
-              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "files": files}
+    result = {"images": args.images, "threads": args.threads, "rounds": args.rounds, "machine": machine_info(),
+              "load_average": load_average(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "files": files}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_json(out / "score_throughput.json", result)

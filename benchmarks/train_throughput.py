@@ -32,8 +32,6 @@ import argparse
 import gc
 import json
 import math
-import os
-import platform
 import statistics
 import sys
 import time
@@ -42,6 +40,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO))
+
+from bench_machine import load_average, machine_info  # noqa: E402
 
 from tflite_isp import atomic  # noqa: E402
 from tflite_isp.errors import UserError, run_cli  # noqa: E402
@@ -90,39 +90,12 @@ def parse_args(argv):
 
 # --- Machine and data descriptions ----------------------------------------------------------
 
-def machine_info() -> dict:
+def machine_extras() -> dict:
     from tflite_isp._tf import tf
 
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {
-        "cpu": cpu,
-        "logical_cores": os.cpu_count(),
-        "usable_cores": usable,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
-        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-    }
-
-
-def load_average():
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
+    return {"gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
 
 
 def data_info(layout, root, split) -> dict:
@@ -343,7 +316,7 @@ def main(argv=None) -> int:
         "benchmark": "train_throughput",
         "command": " ".join(["python", "benchmarks/train_throughput.py", *(sys.argv[1:] if argv is None else argv)]),
         "started_at": started, "finished_at": None, "complete": False,
-        "machine": machine_info(),
+        "machine": machine_info(**machine_extras()),
         "data": data_info(layout, root, split),
         "settings": {"models": args.models, "steps": args.steps, "warmup": args.warmup, "batch": args.batch,
                      "patch": args.patch, "repeats": args.repeats, "round_seconds": args.round_seconds,

@@ -445,7 +445,7 @@ def main(argv) -> int:
 
             if models:
                 raise UserError("--zoo trains, exports and scores the built-in models; give no MODEL with it")
-            board = zoo.run(config_from_flags(()), models=tuple(FLAGS.zoo_models), steps=FLAGS.zoo_steps,
+            board = zoo.run(config_from_flags(()), run, models=tuple(FLAGS.zoo_models), steps=FLAGS.zoo_steps,
                             seed=FLAGS.seed)
         else:
             if not models:

@@ -44,12 +44,16 @@ def prepare(name: str, root: Path, *, data: str, steps: int, seed: int, log=prin
     return run_dir / "export"
 
 
-def run(cfg, *, models=ZOO_MODELS, steps: int = 0, seed: int = 0, root: Path = ZOO_DIR, **train_settings) -> dict:
-    """Prepare every zoo model on ``cfg.data`` (default: the embedded ISP set), then score all their exports
-    together; a model that fails to train or export is a failed row, the rest are scored."""
+def run(cfg, score, *, models=ZOO_MODELS, steps: int = 0, seed: int = 0, root: Path = ZOO_DIR,
+        **train_settings) -> dict:
+    """Prepare every zoo model on ``cfg.data`` (default: the embedded ISP set), then ``score(cfg)`` all their
+    exports together; a model that fails to train or export is a failed row, the rest are scored.
+
+    ``score`` is passed in (score.run) rather than imported: ``python -m tflite_isp.score`` runs that module
+    as ``__main__``, and importing it again would define its flags twice.
+    """
     import sys
 
-    from tflite_isp import score
     from tflite_isp.errors import UserError
 
     def log(message):
@@ -63,7 +67,7 @@ def run(cfg, *, models=ZOO_MODELS, steps: int = 0, seed: int = 0, root: Path = Z
         except UserError as err:
             log(f"zoo: {name}: FAILED: {err}")
             roots.append(str(root / name / "export"))  # scored as a failed row naming what is missing
-    return score.run(replace(cfg, models=tuple(roots), data=data, out=cfg.out or str(root / "score")))
+    return score(replace(cfg, models=tuple(roots), data=data, out=cfg.out or str(root / "score")))
 
 
 __all__ = ["run", "prepare", "ZOO_DIR", "ZOO_MODELS"]
