@@ -316,7 +316,7 @@ def test_default_job_trains_exports_and_scores(isp_data, tmp_path):
     assert "leaderboard: " in proc.stderr
 
 
-def test_data_of_another_bit_depth_fails_the_model_and_an_empty_split_stops(exports, isp_copy, tmp_path):
+def test_bit_depth_mismatch_damaged_files_and_an_empty_split(exports, isp_copy, tmp_path):
     sensor = json.loads((isp_copy / "sensor.json").read_text())
     (isp_copy / "sensor.json").write_text(json.dumps({**sensor, "white": 16383, "bit_depth": 14}))
     out = tmp_path / "s"
@@ -325,6 +325,18 @@ def test_data_of_another_bit_depth_fails_the_model_and_an_empty_split_stops(expo
     assert proc.returncode == 1
     row = next(r for r in _board(out)["rows"] if not r["baseline"])
     assert row["status"] == "failed" and "divides by 1020" in row["error"] and "16383" in row["error"]
+
+    (isp_copy / "sensor.json").write_text(json.dumps(sensor))
+    damaged = isp_copy / "test" / "mediatek_raw" / "1.png"
+    damaged.write_bytes(damaged.read_bytes()[:200])
+    proc = run_module("tflite_isp.score", exports["smallnet"] / "int8", "--data", f"mai21:{isp_copy}",
+                      "--out", tmp_path / "bad")
+    assert proc.returncode == 2 and f"{damaged}: truncated PNG" in proc.stderr and not (tmp_path / "bad").exists()
+    proc = run_module("tflite_isp.score", exports["smallnet"] / "int8", "--data", f"mai21:{isp_copy}", "--runs", 1,
+                      "--warmup", 0, "--bad_files", "skip", "--nobaseline", "--out", tmp_path / "skip")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    board = _board(tmp_path / "skip")
+    assert board["data"]["images"] == 2 and board["data"]["skipped"][0][0] == str(damaged)
 
     for f in (isp_copy / "test" / "mediatek_raw").iterdir():
         f.unlink()

@@ -404,7 +404,11 @@ def run(cfg: ScoreConfig) -> dict:
             scorer.log(f"{entry.name}: FAILED: {err}")
         rows.append(row)
     if cfg.baseline:
-        rows.append(scorer.baseline_row())
+        try:
+            rows.append(scorer.baseline_row())
+        except UserError as err:
+            rows.append(leaderboard.failed_row("LibRaw (classical ISP)", str(err), baseline=True))
+            scorer.log(f"LibRaw baseline: FAILED: {err}")
     board = {"format": leaderboard.FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
              "data": {"layout": split.layout, "root": str(split.root), "split": split.name,
                       "images": len(split.pairs), "skipped": [list(s) for s in split.skipped]},
