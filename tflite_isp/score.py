@@ -230,10 +230,10 @@ def model_input(entry: Entry, split, mosaic: np.ndarray, black, white, ratio: fl
 
 def raw_preview_input(split, pair, mosaic: np.ndarray) -> np.ndarray:
     """Canonically packed (R, Gr, Gb, B), black-subtracted and scaled RAW for the report's preview."""
-    from tflite_isp import bayer
+    from tflite_isp import baseline, bayer
 
     black = np.asarray(pair.black, np.float32)
-    white = pair.white or float(2 ** int(np.ceil(np.log2(mosaic.max() + 1))) - 1)
+    white = pair.white or float(baseline.guess_white(mosaic))
     x = bayer.normalise(bayer.pack(mosaic, split.pattern, bayer.COLOURS), black, white, clip=False) * pair.ratio
     return np.clip(x, 0.0, 1.0)
 
