@@ -2,7 +2,7 @@
 # tflite_isp launcher: makes the pinned virtual environment (.venv: pyproject.toml + constraints.txt)
 # on first use, then
 #   ./run.sh                 the default job: embedded data -> train Smallnet -> export FP32, INT8 -> score
-#   ./run.sh test [ARGS]     the test suite (pytest ARGS; installs Debian's chromium when root)
+#   ./run.sh test [ARGS]     the test suite (pytest ARGS; installs Debian's chromium, adb, openssh-server when root)
 #   ./run.sh MODULE [ARGS]   python -m tflite_isp.MODULE ARGS   (train, data, ...)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,20 +20,26 @@ if [ ! -f "$stamp" ]; then
     touch "$stamp"
 fi
 
-# The report test opens the HTML report in a real headless browser: Debian's chromium.
-ensure_chromium() {
-    if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then return 0; fi
+# Tests use real system tools from Debian: chromium (the report test's headless browser), adb (the Android
+# harness with no phone attached) and openssh-server (the Jetson harness against an sshd on 127.0.0.1).
+ensure_test_tools() {
+    local missing=()
+    command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium)
+    command -v adb >/dev/null || missing+=(adb)
+    [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+    command -v ssh >/dev/null || missing+=(openssh-client)
+    [ ${#missing[@]} = 0 ] && return 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "installing Debian's chromium (apt-get install chromium) for the report test ..." >&2
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
-            || echo "warning: installing chromium failed; the report test will fail" >&2
+        echo "installing Debian packages for the tests: ${missing[*]} ..." >&2
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            "${missing[@]}" >/dev/null; } || echo "warning: installing ${missing[*]} failed; tests needing them fail" >&2
     else
-        echo "warning: chromium is not on PATH; the report test needs Debian's chromium (apt-get install chromium)" >&2
+        echo "warning: the tests need Debian's ${missing[*]} (apt-get install ${missing[*]})" >&2
     fi
 }
 
 case "${1:-}" in
-    test) shift; ensure_chromium; exec "$VENV/bin/python" -m pytest "$@" ;;
+    test) shift; ensure_test_tools; exec "$VENV/bin/python" -m pytest "$@" ;;
     "" | -*) exec "$VENV/bin/python" -m tflite_isp "$@" ;;
     *) module=$1; shift; exec "$VENV/bin/python" -m "tflite_isp.$module" "$@" ;;
 esac

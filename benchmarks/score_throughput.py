@@ -138,7 +138,7 @@ def main(argv=None) -> int:
         for name in args.models.split(","):
             log(f"exporting {name} at Full HD ({args.precisions})")
             root = export_model(name, work, synth.ensure_embedded("isp"), args.precisions.split(","))
-            entries += [score.make_entry(f, str(f), None) for f in score.model_files(str(root))]
+            entries += [entries.make_entry(f, str(f), None) for f in entries.model_files(str(root))]
         timings: dict = {e.name: [] for e in entries}
         for r in range(args.rounds):
             for e in entries:

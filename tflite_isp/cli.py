@@ -23,6 +23,15 @@ flags.DEFINE_boolean("debug", False, "Show full tracebacks for bad input (also T
 flags.DEFINE_enum("bad_files", "fail", ["fail", "skip"], "A corrupt dataset file fails the run, or is skipped and "
                                                            "listed in data_report.json.")
 flags.DEFINE_integer("threads", 2, "LiteRT (XNNPACK) threads: export's fidelity run, score's inference and timing.")
+flags.DEFINE_integer("runs", 20, "Timed runs per model (score's runtime, the device harnesses), after --warmup runs.")
+flags.DEFINE_integer("warmup", 3, "Untimed warm-up runs before timing.")
+flags.DEFINE_string("benchmark_binary", None, "Android: the benchmark_model binary to push to the phone (e.g. TFLite's "
+                                              "android_aarch64_benchmark_model); a board over ssh: a benchmark_model "
+                                              "to run there instead of the project's timing script.")
+flags.DEFINE_string("ssh_config", None, "ssh config file for boards (default: ssh's own, ~/.ssh/config): host names, "
+                                        "users, keys and host keys all come from it; nothing is asked for.")
+flags.DEFINE_string("board_python", "python3", "Python on the board (needs numpy and ai-edge-litert) for the timing "
+                                               "script.")
 flags.DEFINE_string("recipe", None, "Recipe (built-in name or .toml) of a bare .keras or .tflite model without its run "
                                     "directory or manifest: packing order and normalisation.")
 

@@ -15,7 +15,19 @@ Runtime JSON schema (``--runtime_json``)::
                           "note": "free text"}}}   # optional
 
 A ``<key>`` names the model as the leaderboard row (``"smallnet int8"``), as the path given on
-the command line, as the ``.tflite`` path, or by the file's SHA-256.
+the command line, as the ``.tflite`` path, or by the file's SHA-256. A record may carry more fields
+(the device harnesses add ``sha256``, ``delegation``, ``peak_memory_mb``, ...); a ``sha256`` that
+differs from the scored file's is refused (the timing was of another file).
+
+The device harnesses (``python -m tflite_isp.android``, ``python -m tflite_isp.jetson``) write one
+such document per device, gathered under the device's ``--runtime`` spelling::
+
+    {"format": "tflite_isp.runtimes/1",
+     "devices": {"adb:R58M123ABC": {"source": ..., "device": {...}, "models": {...}},
+                 "jetson:orin":   {"source": ..., "error": "one line"}}}        # a device that failed
+
+``score --runtime adb:SERIAL --runtime_json FILE`` reads that device's section (the only one
+when the file holds one device and no ``--runtime`` device is named).
 """
 from __future__ import annotations
 
@@ -28,6 +40,7 @@ from tflite_isp.errors import UserError, fail
 
 FULL_HD_PACKED = (544, 960)
 OPTIONAL_TIMES = ("p95_ms", "init_ms")
+FORMAT = "tflite_isp.runtimes/1"
 
 
 @dataclass(frozen=True)
@@ -83,7 +96,7 @@ def device_not_ready(spec: str) -> UserError:
 class FromJson:
     """Runtimes measured elsewhere, listed in a JSON file (schema in this module's docstring)."""
 
-    def __init__(self, path):
+    def __init__(self, path, device: str | None = None):
         self.path = Path(path)
         try:
             doc = json.loads(self.path.read_text())
@@ -91,10 +104,31 @@ class FromJson:
             raise fail(self.path, f"cannot read the runtime JSON ({err.strerror})") from None
         except ValueError as err:
             raise fail(self.path, f"not valid JSON ({err})") from None
+        if isinstance(doc, dict) and isinstance(doc.get("devices"), dict):
+            doc = self._device_section(doc["devices"], device)
         if not isinstance(doc, dict) or not isinstance(doc.get("models"), dict):
             raise fail(self.path, 'the runtime JSON needs an object {"models": {"<model>": {"ms": ...}}}')
         self.models = doc["models"]
         self.label = str(doc.get("source") or f"from {self.path.name}")
+
+    def _device_section(self, devices: dict, device: str | None) -> dict:
+        """One device's document from a harness file; ``device`` is an ``adb:SERIAL[:DELEGATE]``/``jetson:HOST``."""
+        if device is None:
+            if len(devices) != 1:
+                raise fail(self.path, f"holds {len(devices)} devices ({', '.join(devices)}): name one with "
+                                      "--runtime adb:SERIAL or jetson:HOST")
+            device = next(iter(devices))
+        key = ":".join(device.split(":")[:2])
+        if key not in devices:
+            raise fail(self.path, f"no device {key!r} (devices: {', '.join(devices) or 'none'})")
+        section = devices[key]
+        if isinstance(section, dict) and section.get("error"):
+            raise fail(self.path, f"{key} failed when it was measured: {section['error']}")
+        delegate = device.split(":")[2] if device.count(":") >= 2 else None
+        recorded = (section.get("device") or {}).get("delegate") if isinstance(section, dict) else None
+        if delegate and recorded and delegate != recorded:
+            raise fail(self.path, f"{key} was measured with the {recorded} delegate, not {delegate}")
+        return section
 
     def entry_for(self, entry) -> tuple:
         """(key, record) of the first key that names the model."""
@@ -120,14 +154,40 @@ class FromJson:
             details[name] = float(value)
         if "note" in record:
             details["note"] = str(record["note"])
+        timed_sha = record.get("sha256")
+        if timed_sha and timed_sha != entry.keys()[-1]:
+            raise fail(self.path, f"{where}: timed a different file (sha256 {timed_sha[:12]}…, this one "
+                                  f"{entry.keys()[-1][:12]}…): measure it again")
         return Measured(details["ms"], self.label, details)
+
+
+def model_record(ms: float, **fields) -> dict:
+    """One model's record in a runtime JSON: ``ms`` (per Full HD frame) and any other fields given (None dropped)."""
+    return {"ms": round(float(ms), 3), **{k: v for k, v in fields.items() if v is not None}}
+
+
+def device_doc(source: str, models: dict, device: dict | None = None, error: str | None = None) -> dict:
+    """The runtime JSON of one device: its label, what it is, and its models' records (or the one-line error)."""
+    doc = {"source": source, "device": device or {}, "models": models}
+    if error:
+        doc["error"] = error
+    return doc
+
+
+def write_devices(path, devices: dict) -> Path:
+    """Write ``{"devices": {spec: device_doc}}`` atomically (a temporary name, then rename)."""
+    from tflite_isp import atomic
+
+    path = Path(path)
+    atomic.write_json(path, {"format": FORMAT, "devices": devices})
+    return path
 
 
 def parse(runtime: str, runtime_json: str | None, *, threads: int, runs: int, warmup: int):
     """The runtime source of ``--runtime`` / ``--runtime_json``."""
-    if runtime_json:
-        return FromJson(runtime_json)
     kind = runtime.split(":")[0]
+    if runtime_json:
+        return FromJson(runtime_json, runtime if kind in ("adb", "jetson") else None)
     if runtime == "local":
         if runs <= 0 or warmup < 0:
             raise UserError("--runs must be > 0 and --warmup >= 0")
@@ -141,4 +201,5 @@ def parse(runtime: str, runtime_json: str | None, *, threads: int, runs: int, wa
     raise UserError(f"--runtime must be local, adb[:SERIAL][:DELEGATE] or jetson:HOST, not {runtime!r}")
 
 
-__all__ = ["FULL_HD_PACKED", "Measured", "Local", "FromJson", "full_hd_plan", "parse"]
+__all__ = ["FULL_HD_PACKED", "Measured", "Local", "FromJson", "full_hd_plan", "model_record", "device_doc",
+           "write_devices", "parse"]

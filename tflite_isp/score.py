@@ -13,25 +13,23 @@ folder holds leaderboard.{md,csv,json} and report.html with its PNGs.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from absl import flags
 
 from tflite_isp import cli, leaderboard
+from tflite_isp.entries import Entry, make_entry, model_files, unique_names
 from tflite_isp.errors import UserError, fail, run_cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("split", "test", "Dataset split to score on.")
 flags.DEFINE_string("runtime", "local", "Runtime source: local, adb[:SERIAL][:DELEGATE] or jetson:HOST.")
 flags.DEFINE_string("runtime_json", None, "Runtimes measured elsewhere (schema: tflite_isp/runtimes.py).")
-flags.DEFINE_integer("runs", 20, "Timed runs per model (local runtime), after --warmup runs.")
-flags.DEFINE_integer("warmup", 3, "Warm-up runs before timing (local runtime).")
 flags.DEFINE_integer("tile_margin", 32, "Tile overlap per side in packed pixels for images larger than the model.")
 flags.DEFINE_integer("max_images", 0, "Score only the first N images of the split (0: all).")
 flags.DEFINE_integer("report_images", 3, "Test images shown as side-by-side crops in the report.")
@@ -62,116 +60,6 @@ class ScoreConfig:
     out: str | None = None
     bad_files: str = "fail"
     log: bool = True
-
-
-@dataclass
-class Entry:
-    """One ``.tflite`` to score and the conventions it was exported with."""
-
-    name: str
-    given: str
-    path: Path
-    recipe: object  # recipes.Recipe
-    precision: str
-    manifest: dict | None = None
-    input_shape: tuple = ()
-    details: dict = field(default_factory=dict)
-
-    def keys(self) -> list:
-        """Names a runtime JSON may use for this model."""
-        return [self.name, self.given, str(self.path), hashlib.sha256(self.path.read_bytes()).hexdigest()]
-
-    @property
-    def levels(self):
-        """In-graph black/white levels (files exported with --raw_input take sensor values), or None."""
-        return (self.manifest or {}).get("input", {}).get("levels")
-
-
-# --- Which files: export folders, export roots, run directories, bare .tflite ---------------
-
-def _manifest_for(path: Path):
-    """The export manifest that describes ``path`` (model.tflite or model_none.tflite), or None."""
-    mpath = path.parent / "manifest.json"
-    if not mpath.is_file():
-        return None
-    try:
-        manifest = json.loads(mpath.read_text())
-    except ValueError as err:
-        raise fail(mpath, f"not valid JSON ({err})") from None
-    names = {(manifest.get("file") or {}).get("file"), (manifest.get("model_none") or {}).get("file")}
-    return manifest if path.name in names else None
-
-
-def _infer_precision(model) -> str:
-    """fp32 / fp16 / int8 / int16x8 / dynamic, read off a bare file's tensor types."""
-    dtypes = {t.dtype for op in model.ops for t in (*op.inputs, *op.outputs) if t is not None and not t.is_constant}
-    weights = {t.dtype for op in model.ops if op.name == "CONV_2D" and len(op.inputs) > 1 for t in op.inputs[1:2]}
-    if "int16" in dtypes:
-        return "int16x8"
-    if dtypes & {"int8", "uint8"}:
-        return "int8"
-    if weights & {"int8"}:
-        return "dynamic"
-    if any(t.dtype == "float16" for op in model.ops for t in op.inputs if t is not None and t.is_constant):
-        return "fp16"
-    return "fp32"
-
-
-def model_files(arg: str) -> list:
-    """The .tflite files one MODEL argument names."""
-    path = Path(arg)
-    if path.is_file():
-        if path.suffix != ".tflite":
-            raise fail(path, "expected a .tflite file, an export folder or a run directory")
-        return [path]
-    if not path.is_dir():
-        raise fail(path, "no such model file or folder")
-    if (path / "model.tflite").is_file():
-        return [path / "model.tflite"]
-    root = path / "export" if (path / "export").is_dir() else path
-    found = sorted(root.glob("*/model.tflite"))
-    if not found:
-        raise fail(path, "no model.tflite here or in its export folders (run python -m tflite_isp.export first)")
-    return found
-
-
-def make_entry(path: Path, given: str, recipe_flag: str | None) -> Entry:
-    """Read a file's conventions: its manifest, else the --recipe given for bare files."""
-    from tflite_isp import recipes, tflite_file
-
-    model = tflite_file.read(path)
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise fail(path, f"expected one input and one output, found {len(model.inputs)} and {len(model.outputs)}")
-    shape = tuple(model.inputs[0].shape_signature)
-    if len(shape) != 4 or shape[-1] != 4:
-        raise fail(path, f"input shape {shape} is not 4-channel packed RAW (1, H, W, 4)")
-    out_shape = tuple(model.outputs[0].shape_signature)
-    if len(out_shape) != 4 or out_shape[-1] != 3:
-        raise fail(path, f"output shape {out_shape} is not an RGB image (1, 2H, 2W, 3)")
-    manifest = _manifest_for(path)
-    if manifest:
-        recipe = recipes.Recipe.from_dict(manifest["recipe"], str(path.parent / "manifest.json"))
-        precision = manifest["precision"]["name"]
-    elif recipe_flag:
-        recipe, precision = recipes.load_recipe(recipe_flag), _infer_precision(model)
-    else:
-        raise fail(path, "no export manifest.json beside it: pass --recipe NAME|FILE.toml for its packing order "
-                         "and normalisation")
-    name = f"{recipe.name} {precision}" + (" (dynamic)" if path.name == "model_none.tflite" else "")
-    macs = tflite_file.count_macs(model)
-    details = {"size_kb": model.size_bytes / 1024, "macs": macs, "ops": model.op_counts()}
-    return Entry(name, given, path, recipe, precision, manifest, shape, details)
-
-
-def unique_names(entries) -> None:
-    """Two entries with one name (the same model from two runs) get their folder added."""
-    seen: dict = {}
-    for e in entries:
-        seen.setdefault(e.name, []).append(e)
-    for same in seen.values():
-        if len(same) > 1:
-            for e in same:
-                e.name = f"{e.name} ({e.path.parent})"
 
 
 # --- Data ------------------------------------------------------------------------------------
