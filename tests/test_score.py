@@ -278,8 +278,9 @@ def test_runtime_json_supplies_times_and_bad_entries_fail_their_model(exports, i
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--runtime", "adb"], "harness is not available yet"),
-    (["--runtime", "jetson:board.local"], "harness is not available yet"),
+    (["--runtime", "adb"], "pass --benchmark_binary PATH"),
+    (["--runtime", "adb::dsp", "--benchmark_binary", "bm"], "DELEGATE must be one of cpu, gpu, nnapi, hexagon"),
+    (["--runtime", "jetson:"], "--runtime jetson needs a host"),
     (["--runtime", "phone"], "--runtime must be local"),
     (["--split", "train2"], "split folder not found"),
 ])

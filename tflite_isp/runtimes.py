@@ -86,13 +86,6 @@ class Local:
         return Measured(t["median_ms"] * calls, source, {**t, "invocations_per_frame": calls})
 
 
-def device_not_ready(spec: str) -> UserError:
-    """Phones over adb and Jetson boards over ssh time files through the device harnesses (not yet here)."""
-    kind = "Android (adb)" if spec.startswith("adb") else "Jetson (ssh)"
-    return UserError(f"--runtime {spec}: the {kind} harness is not available yet; time the file on the device "
-                     "and pass --runtime_json FILE")
-
-
 class FromJson:
     """Runtimes measured elsewhere, listed in a JSON file (schema in this module's docstring)."""
 
@@ -112,20 +105,23 @@ class FromJson:
         self.label = str(doc.get("source") or f"from {self.path.name}")
 
     def _device_section(self, devices: dict, device: str | None) -> dict:
-        """One device's document from a harness file; ``device`` is an ``adb:SERIAL[:DELEGATE]``/``jetson:HOST``."""
-        if device is None:
+        """One device's document from a harness file; ``device`` is ``adb[:SERIAL][:DELEGATE]`` or ``jetson:HOST``."""
+        parts = (device or "").split(":")
+        key = ":".join(parts[:2]) if len(parts) > 1 and parts[1] else None
+        delegate = parts[2] if len(parts) > 2 and parts[2] else None
+        if key is None:
             if len(devices) != 1:
                 raise fail(self.path, f"holds {len(devices)} devices ({', '.join(devices)}): name one with "
                                       "--runtime adb:SERIAL or jetson:HOST")
-            device = next(iter(devices))
-        key = ":".join(device.split(":")[:2])
+            key = next(iter(devices))
         if key not in devices:
             raise fail(self.path, f"no device {key!r} (devices: {', '.join(devices) or 'none'})")
         section = devices[key]
-        if isinstance(section, dict) and section.get("error"):
+        if not isinstance(section, dict):
+            raise fail(self.path, f"devices[{key!r}] is not an object")
+        if section.get("error"):
             raise fail(self.path, f"{key} failed when it was measured: {section['error']}")
-        delegate = device.split(":")[2] if device.count(":") >= 2 else None
-        recorded = (section.get("device") or {}).get("delegate") if isinstance(section, dict) else None
+        recorded = (section.get("device") or {}).get("delegate")
         if delegate and recorded and delegate != recorded:
             raise fail(self.path, f"{key} was measured with the {recorded} delegate, not {delegate}")
         return section
@@ -140,6 +136,8 @@ class FromJson:
     def measure(self, entry) -> Measured:
         key, record = self.entry_for(entry)
         where = f"models[{key!r}]"
+        if isinstance(record, dict) and record.get("error"):
+            raise fail(self.path, f"{where}: timing failed on the device ({record['error']})")
         if not isinstance(record, dict) or "ms" not in record:
             raise fail(self.path, f"{where}: missing field 'ms' (ms per Full HD inference)")
         details = {"key": key}
@@ -183,21 +181,28 @@ def write_devices(path, devices: dict) -> Path:
     return path
 
 
-def parse(runtime: str, runtime_json: str | None, *, threads: int, runs: int, warmup: int):
-    """The runtime source of ``--runtime`` / ``--runtime_json``."""
+def parse(runtime: str, runtime_json: str | None, *, threads: int, runs: int, warmup: int, binary: str | None = None,
+          ssh_config: str | None = None, board_python: str = "python3"):
+    """The runtime source of ``--runtime`` / ``--runtime_json`` (``binary``, ``ssh_config``, ``board_python``: the
+    device harnesses' settings, see :mod:`tflite_isp.android_bench` and :mod:`tflite_isp.board`)."""
     kind = runtime.split(":")[0]
     if runtime_json:
         return FromJson(runtime_json, runtime if kind in ("adb", "jetson") else None)
+    if runs <= 0 or warmup < 0:
+        raise UserError("--runs must be > 0 and --warmup >= 0")
     if runtime == "local":
-        if runs <= 0 or warmup < 0:
-            raise UserError("--runs must be > 0 and --warmup >= 0")
         return Local(threads, runs, warmup)
     if kind == "adb":
-        raise device_not_ready(runtime)
+        from tflite_isp.android_bench import adb_runtime
+
+        return adb_runtime(runtime, binary=binary, threads=threads, runs=runs, warmup=warmup)
     if kind == "jetson":
         if runtime.count(":") != 1 or not runtime.split(":")[1]:
             raise UserError(f"--runtime jetson needs a host: jetson:HOST, not {runtime!r}")
-        raise device_not_ready(runtime)
+        from tflite_isp.board import BoardRuntime
+
+        return BoardRuntime(runtime.split(":")[1], threads=threads, runs=runs, warmup=warmup, ssh_config=ssh_config,
+                            python=board_python, binary=binary)
     raise UserError(f"--runtime must be local, adb[:SERIAL][:DELEGATE] or jetson:HOST, not {runtime!r}")
 
 

@@ -60,6 +60,9 @@ class ScoreConfig:
     out: str | None = None
     bad_files: str = "fail"
     log: bool = True
+    benchmark_binary: str | None = None  # device harnesses: see runtimes.parse
+    ssh_config: str | None = None
+    board_python: str = "python3"
 
 
 # --- Data ------------------------------------------------------------------------------------
@@ -265,7 +268,8 @@ def run(cfg: ScoreConfig) -> dict:
     """Score every model (a failing one becomes a failed row), write the leaderboard and report; returns the board."""
     from tflite_isp import atomic, report, runtimes
 
-    source = runtimes.parse(cfg.runtime, cfg.runtime_json, threads=cfg.threads, runs=cfg.runs, warmup=cfg.warmup)
+    source = runtimes.parse(cfg.runtime, cfg.runtime_json, threads=cfg.threads, runs=cfg.runs, warmup=cfg.warmup,
+                            binary=cfg.benchmark_binary, ssh_config=cfg.ssh_config, board_python=cfg.board_python)
     entries, rows = [], []
     for arg in cfg.models:
         try:
@@ -318,7 +322,8 @@ def config_from_flags(models) -> ScoreConfig:
         models=tuple(models), data=FLAGS.data, split=FLAGS.split, runtime=FLAGS.runtime,
         runtime_json=FLAGS.runtime_json, threads=FLAGS.threads, runs=FLAGS.runs, warmup=FLAGS.warmup,
         tile_margin=FLAGS.tile_margin, max_images=FLAGS.max_images, report_images=FLAGS.report_images,
-        baseline=FLAGS.baseline, recipe=FLAGS.recipe, out=FLAGS.out, bad_files=FLAGS.bad_files)
+        baseline=FLAGS.baseline, recipe=FLAGS.recipe, out=FLAGS.out, bad_files=FLAGS.bad_files,
+        benchmark_binary=FLAGS.benchmark_binary, ssh_config=FLAGS.ssh_config, board_python=FLAGS.board_python)
 
 
 def main(argv) -> int:
