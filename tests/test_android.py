@@ -84,6 +84,7 @@ def phone(tmp_path):
             return [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
 
         def run(self, *args, mode="", **kw):
+            kw.setdefault("cwd", tmp_path)  # default outputs (device_runs/) stay out of the repository
             return run_module("tflite_isp.android", *args, "--adb", str(adb), env={**env, "FAKE_BM_MODE": mode}, **kw)
 
     p = Phone()
@@ -131,7 +132,7 @@ def real_adb(tmp_path):
     subprocess.run([adb, "kill-server"], env=env, capture_output=True, timeout=30)
 
 
-def test_real_adb_without_a_phone_says_no_device(real_adb, export_root):
+def test_real_adb_without_a_phone_says_no_device(real_adb, export_root, tmp_path):
     adb, env = real_adb
     listed = run_module("tflite_isp.android", "--list_devices", "--adb", adb, env=env, timeout=60)
     assert listed.returncode == 1 and "no device attached" in listed.stdout
@@ -141,7 +142,7 @@ def test_real_adb_without_a_phone_says_no_device(real_adb, export_root):
     assert timed.stderr.strip().splitlines()[-1] == ("error: adb: no device attached (adb devices -l lists none): "
                                                      "connect a phone with USB debugging on")
     named = run_module("tflite_isp.android", str(export_root / "int8"), "--serial", "ABC123", "--benchmark_binary", adb,
-                       "--adb", adb, env=env, timeout=60)
+                       "--adb", adb, "--out", str(tmp_path / "runs.json"), env=env, timeout=60)
     assert named.returncode == 1 and "adb:ABC123: no such device attached (attached: none)" in named.stdout
 
 
@@ -272,7 +273,7 @@ def test_apk_run_reads_logcat(phone, export_root):
     rec = _result(out)[f"adb:{SERIAL}"]["models"]["smallnet int8"]
     assert rec["ms"] == pytest.approx(9.0 * rec["invocations_per_frame"]) and rec["init_ms"] == pytest.approx(20.5)
     spaced = phone.run(str(export_root / "int8"), "--serial", SERIAL, "--apk", str(phone.apk),
-                       "--device_dir", DEVICE_DIR)
+                       "--device_dir", DEVICE_DIR, "--out", str(out))
     assert spaced.returncode == 1 and "splits its arguments on spaces" in spaced.stdout
 
 
@@ -293,7 +294,7 @@ def test_ai_benchmark_handoff(phone, export_root):
 
 
 def test_bad_settings_are_one_line(phone, export_root):
-    base = [str(export_root / "int8"), "--serial", SERIAL]
+    base = [str(export_root / "int8"), "--serial", SERIAL, "--out", str(phone.tmp / "runs.json")]
     cases = [
         (["--benchmark_binary", str(phone.binary), "--taskset", "big"], "hexadecimal CPU mask"),
         (["--benchmark_binary", str(phone.binary), "--accelerator", "neuron-ann"], "with --delegate nnapi"),
