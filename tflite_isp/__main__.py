@@ -5,23 +5,16 @@ embedded ISP set, exports FP32 and full-integer INT8 ``.tflite`` files at Full H
 fidelity figures and delegate verdicts, then scores both on the test split next to the LibRaw
 baseline: ``RUN_DIR/score/leaderboard.md`` and ``report.html``.
 """
-import os
 import sys
 from pathlib import Path
 
 from tflite_isp import cli, export, score, train
-from tflite_isp.errors import UserError, run_cli
+from tflite_isp.errors import UserError
 
 DEFAULT_PRECISIONS = ("fp32", "int8")
 
 
 def main(argv) -> int:
-    from absl import logging
-
-    logging.set_verbosity(logging.WARNING)
-    if cli.FLAGS.debug:
-        os.environ["TFLITE_ISP_DEBUG"] = "1"
-
     def body(_):
         if len(argv) > 1:
             raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -39,7 +32,7 @@ def main(argv) -> int:
         failed = [r for r in board["rows"] if r["status"] != "ok"]
         return 1 if cfg.gate_failures or failed else 0
 
-    return run_cli(body)
+    return cli.run_command(body)
 
 
 def entry():

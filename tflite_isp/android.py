@@ -21,7 +21,7 @@ from absl import flags
 
 from tflite_isp import cli
 from tflite_isp.android_bench import DELEGATES, DEVICE_DIR, BenchSettings
-from tflite_isp.errors import UserError, run_cli
+from tflite_isp.errors import UserError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_boolean("list_devices", False, "List the phones adb sees (serial, model, state) and exit.")
@@ -137,7 +137,7 @@ def main(argv) -> int:
 
 
 def entry():
-    cli.entry(lambda argv: run_cli(main, argv))
+    cli.entry(lambda argv: cli.run_command(lambda _: main(argv)))
 
 
 if __name__ == "__main__":

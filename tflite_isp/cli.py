@@ -51,6 +51,21 @@ def tidy_argv(argv: list) -> list:
     return out
 
 
+def run_command(body) -> int:
+    """``body(None)`` as a command: absl logging at WARNING (TensorFlow and the converter log at INFO),
+    ``--debug`` sets TFLITE_ISP_DEBUG=1, and a UserError is one ``error: ...`` line (exit 2)."""
+    import os
+
+    from absl import logging
+
+    from tflite_isp.errors import run_cli
+
+    logging.set_verbosity(logging.WARNING)
+    if FLAGS.debug:
+        os.environ["TFLITE_ISP_DEBUG"] = "1"
+    return run_cli(body)
+
+
 def entry(main) -> None:
     """``app.run`` with tidied argv; exits with ``main``'s return code."""
     app.run(lambda argv: sys.exit(main(argv)), flags_parser=lambda argv: FLAGS(tidy_argv(argv)))

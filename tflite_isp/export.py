@@ -20,7 +20,7 @@ from pathlib import Path
 from absl import flags
 
 from tflite_isp import atomic, cli
-from tflite_isp.errors import UserError, fail, run_cli
+from tflite_isp.errors import UserError, fail
 
 FLAGS = flags.FLAGS
 PRECISION_FLAGS = ("fp16", "int8", "int8_qat", "int16x8", "dynamic")
@@ -585,14 +585,6 @@ def check_command(paths) -> int:
 
 
 def main(argv) -> int:
-    from absl import logging
-
-    logging.set_verbosity(logging.WARNING)  # the converter's SavedModel step logs at INFO
-    if FLAGS.debug:
-        import os
-
-        os.environ["TFLITE_ISP_DEBUG"] = "1"
-
     def body(_):
         args = argv[1:]
         if args and args[0] == "check":
@@ -608,7 +600,7 @@ def main(argv) -> int:
             print(f"FAILED {failure}", file=sys.stderr)
         return 1 if cfg.gate_failures else 0
 
-    return run_cli(body)
+    return cli.run_command(body)
 
 
 def entry():

@@ -20,7 +20,7 @@ from pathlib import Path
 from absl import flags
 
 from tflite_isp import cli
-from tflite_isp.errors import UserError, run_cli
+from tflite_isp.errors import UserError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("host", None, "Board to time on, as ssh knows it (a Host alias of your ssh config, or "
@@ -105,14 +105,6 @@ def _num(value, digits: int = 1) -> str:
 
 
 def main(argv) -> int:
-    from absl import logging
-
-    logging.set_verbosity(logging.WARNING)
-    if FLAGS.debug:
-        import os
-
-        os.environ["TFLITE_ISP_DEBUG"] = "1"
-
     def body(_):
         from tflite_isp import entries as entries_mod
         from tflite_isp import runtimes
@@ -146,7 +138,7 @@ def main(argv) -> int:
             print(f"FAILED {line}", file=sys.stderr)
         return 1 if failures else 0
 
-    return run_cli(body)
+    return cli.run_command(body)
 
 
 def entry():

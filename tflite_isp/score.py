@@ -24,7 +24,7 @@ from absl import flags
 
 from tflite_isp import cli, leaderboard
 from tflite_isp.entries import Entry, make_entry, model_files, unique_names
-from tflite_isp.errors import UserError, fail, run_cli
+from tflite_isp.errors import UserError, fail
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("split", "test", "Dataset split to score on.")
@@ -327,14 +327,6 @@ def config_from_flags(models) -> ScoreConfig:
 
 
 def main(argv) -> int:
-    from absl import logging
-
-    logging.set_verbosity(logging.WARNING)
-    if FLAGS.debug:
-        import os
-
-        os.environ["TFLITE_ISP_DEBUG"] = "1"
-
     def body(_):
         models = argv[1:]
         if FLAGS.zoo:
@@ -354,7 +346,7 @@ def main(argv) -> int:
             print(f"FAILED {r['name']}: {r['error']}", file=sys.stderr)
         return 1 if failed else 0
 
-    return run_cli(body)
+    return cli.run_command(body)
 
 
 def entry():

@@ -18,7 +18,7 @@ from pathlib import Path
 from absl import flags
 
 from tflite_isp import atomic, cli
-from tflite_isp.errors import UserError, fail, run_cli
+from tflite_isp.errors import UserError, fail
 from tflite_isp.progress import Progress
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -380,18 +380,12 @@ def log(enabled: bool, message: str) -> None:
 
 
 def main(argv) -> int:
-    from absl import logging
-
-    logging.set_verbosity(logging.WARNING)  # TF's checkpoint code logs at INFO on every save
-    if FLAGS.debug:
-        os.environ["TFLITE_ISP_DEBUG"] = "1"
-
     def body(_):
         if len(argv) > 1:
             raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
         run(config_from_flags())
 
-    return run_cli(body)
+    return cli.run_command(body)
 
 
 def entry():
