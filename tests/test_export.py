@@ -65,6 +65,8 @@ def test_every_precision_converts_runs_and_matches_its_manifest(runs, tmp_path, 
             assert none.inputs[0].shape_signature == (1, -1, -1, 4)
             assert manifest["model_none"]["sha256"] != manifest["file"]["sha256"]
         assert set(manifest["compatibility"]) == {"xnnpack", "gpu", "nnapi:30", "hexagon", "mediatek"}
+        if precision in ("fp32", "fp16"):  # FP16 weights reach the convs through DEQUANTIZE: XNNPACK unpacks them
+            assert manifest["compatibility"]["xnnpack"]["fully_delegable"], manifest["compatibility"]["xnnpack"]
         assert manifest["input"]["order"] and manifest["tools"]["tensorflow"]
     assert not any(p.name.startswith(".tmp") for p in (tmp_path / "out").iterdir())
     if with_none:

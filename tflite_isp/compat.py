@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 
 from tflite_isp.convert import converters_dir
 from tflite_isp.errors import UserError, fail
@@ -196,6 +196,13 @@ class _Context:
     target: str
     sdk: int | None
 
+    @cached_property
+    def unpacked_weights(self) -> set:
+        """Indices of tensors that DEQUANTIZE makes from a constant (FP16 weights): delegates fold them into
+        constants when they load the graph (XNNPACK's static unpacking), so they count as constant inputs."""
+        return {t.index for op in self.model.ops if op.name == "DEQUANTIZE"
+                and all(i is None or i.is_constant for i in op.inputs) for t in op.outputs}
+
 
 def check(model: TFLiteModel, target: str) -> TargetReport:
     """Check every op of ``model`` against ``target`` ('nnapi:29', 'gpu', ...)."""
@@ -302,7 +309,7 @@ def _const_inputs(op, value, ctx):
     out = []
     for i in value:
         t = _input(op, i)
-        if t is not None and not t.is_constant:
+        if t is not None and not t.is_constant and t.index not in ctx.unpacked_weights:
             out.append(f"input {i} ({t.name}) is not a constant tensor")
     return out
 
