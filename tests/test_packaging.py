@@ -20,5 +20,5 @@ def test_wheel_ships_builtin_recipes(tmp_path):
     assert out.returncode == 0, out.stderr
     where, names, order = out.stdout.splitlines()
     assert where.startswith(str(site))  # the installed copy, not the checkout
-    assert {"smallnet", "sid_unet", "punet"} <= set(names.split())
+    assert {"smallnet", "sid_unet", "punet", "csanet"} <= set(names.split())
     assert order == "('R', 'Gr', 'B', 'Gb')"

@@ -139,6 +139,18 @@ _DIHEDRAL = {0: (False, ()), 1: (True, (0,)), 2: (False, (0, 1)), 3: (True, (1,)
              4: (True, ()), 5: (False, (0,)), 6: (True, (0, 1)), 7: (False, (1,))}
 
 
+def model_input(mosaic, pattern: str, spec, black, white, ratio=1.0):
+    """Mosaic (H x W, sensor values) -> the model's packed, normalised input (H/2 x W/2 x 4).
+
+    ``black`` is per packed channel in the model's order. Low-light inputs are amplified by
+    ``ratio`` before clipping, as SID does.
+    """
+    x = normalise(pack(mosaic, pattern, spec.order), black, white, clip=False) * ratio
+    if spec.clip:
+        x = clip_range(x, 0.0, 1.0)
+    return x
+
+
 def dihedral(x, k: int):
     """Apply dihedral transform ``k`` (0..7) to the two leading axes of ``x``.
 

@@ -310,30 +310,33 @@ def parse_data_flag(value: str):
     return layout, Path(path)
 
 
+def file_levels(spec, black, white: float, where) -> tuple:
+    """(black per packed channel in the model's order, white) for one file whose levels are ``black`` (per colour,
+    bayer.COLOURS order) and ``white``; ``where`` names the file in errors. Refuses another bit depth."""
+    if (spec.black == "file" or spec.white == "file") and white <= 0:
+        raise fail(where, "the model normalises with the file's black/white levels but this PNG dataset "
+                          "has none (add sensor.json with pattern, black, white to the dataset root)")
+    order_idx = [bayer.COLOURS.index(c) for c in spec.order]
+    black4 = np.asarray(black, np.float32)[order_idx] if spec.black == "file" else np.full(4, float(spec.black))
+    model_white = white if spec.white == "file" else float(spec.white)
+    if spec.white != "file" and white > 1.5 * model_white:
+        raise fail(where, f"the model divides by {model_white:g} but this file's white level is {white:g}; "
+                          "use a recipe with black/white = \"file\"")
+    if spec.white != "file" and 0 < white < model_white / 1.5:
+        raise fail(where, f"the model divides by {model_white:g} but this file's white level is only {white:g} "
+                          "(data of a lower bit depth than the model's)")
+    return black4, model_white
+
+
 def input_levels(split: Split, spec) -> tuple:
     """(black per packed channel, white) for a model's InputSpec on this split's files.
 
     Returns arrays of shape (n_pairs, 4) and (n_pairs,), in the model's channel order.
     """
-    order_idx = [bayer.COLOURS.index(c) for c in spec.order]
-    blacks, whites = [], []
-    for p in split.pairs:
-        if spec.black == "file" or spec.white == "file":
-            if p.white <= 0:
-                raise fail(p.raw, "the model normalises with the file's black/white levels but this PNG dataset "
-                                  "has none (add sensor.json with pattern, black, white to the dataset root)")
-        black = np.asarray(p.black)[order_idx] if spec.black == "file" else np.full(4, float(spec.black))
-        white = p.white if spec.white == "file" else float(spec.white)
-        if spec.white != "file" and p.white > 1.5 * white:
-            raise fail(p.raw, f"the model divides by {white:g} but this file's white level is {p.white:g}; "
-                              "use a recipe with black/white = \"file\"")
-        if spec.white != "file" and 0 < p.white < white / 1.5:
-            raise fail(p.raw, f"the model divides by {white:g} but this file's white level is only {p.white:g} "
-                              "(data of a lower bit depth than the model's)")
-        blacks.append(black)
-        whites.append(white)
-    return np.asarray(blacks, np.float32), np.asarray(whites, np.float32)
+    levels = [file_levels(spec, p.black, p.white, p.raw) for p in split.pairs]
+    return (np.asarray([b for b, _ in levels], np.float32).reshape(-1, 4),
+            np.asarray([w for _, w in levels], np.float32))
 
 
-__all__ = ["Pair", "Split", "open_split", "parse_data_flag", "input_levels", "sid_ratio", "sid_exposure",
+__all__ = ["Pair", "Split", "open_split", "parse_data_flag", "input_levels", "file_levels", "sid_ratio", "sid_exposure",
            "png_header"]

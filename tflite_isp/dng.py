@@ -43,7 +43,7 @@ def _black_tags(black, pattern: str):
 
 
 def dng_tags(*, pattern, black, white, xyz_to_cam, as_shot_neutral, make, model,
-             exposure_time=None, iso=None):
+             exposure_time=None, iso=None, orientation=1):
     """The extra TIFF tags (tifffile ``extratags`` tuples) of a minimal, complete CFA DNG."""
     pattern = check_pattern(pattern)
     xyz_to_cam = np.asarray(xyz_to_cam, np.float64)
@@ -57,6 +57,7 @@ def dng_tags(*, pattern, black, white, xyz_to_cam, as_shot_neutral, make, model,
     tags = [
         (271, _ASCII, 0, _ascii(make), True),
         (272, _ASCII, 0, _ascii(model), True),
+        (274, _SHORT, 1, int(orientation), True),  # Orientation (TIFF/EXIF: 1 upright, 3, 6, 8 rotated)
         (33421, _SHORT, 2, (2, 2), True),  # CFARepeatPatternDim
         (33422, _BYTE, 4, bytes(_CFA_CODE[c] for c in pattern), True),  # CFAPattern
         (50706, _BYTE, 4, bytes((1, 4, 0, 0)), True),  # DNGVersion: without it no colour matrix
@@ -78,7 +79,7 @@ def dng_tags(*, pattern, black, white, xyz_to_cam, as_shot_neutral, make, model,
 
 
 def write_dng(path, mosaic_uint16, *, pattern, black, white, xyz_to_cam, as_shot_neutral,
-              make="tflite_isp", model="synthetic", exposure_time=None, iso=None) -> Path:
+              make="tflite_isp", model="synthetic", exposure_time=None, iso=None, orientation=1) -> Path:
     """Write an H x W uint16 Bayer mosaic as an uncompressed CFA DNG, atomically.
 
     ``black`` is one value or four in (R, Gr, Gb, B) colour order; ``xyz_to_cam`` is the
@@ -92,7 +93,7 @@ def write_dng(path, mosaic_uint16, *, pattern, black, white, xyz_to_cam, as_shot
         raise ValueError(f"mosaic must be a 2-D uint16 array with even sides, got {raw.dtype} {raw.shape}")
     tags = dng_tags(pattern=pattern, black=black, white=white, xyz_to_cam=xyz_to_cam,
                     as_shot_neutral=as_shot_neutral, make=make, model=model,
-                    exposure_time=exposure_time, iso=iso)
+                    exposure_time=exposure_time, iso=iso, orientation=orientation)
     if path.is_dir():
         raise fail(path, "is a folder, expected a .dng file name")
     if not path.parent.is_dir():

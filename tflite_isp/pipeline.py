@@ -12,22 +12,11 @@ import numpy as np
 
 from tflite_isp import bayer
 from tflite_isp._tf import tf
+from tflite_isp.bayer import model_input  # noqa: F401  (the one definition; re-exported)
 from tflite_isp.datasets import Split, input_levels
 from tflite_isp.errors import fail
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-def model_input(mosaic, pattern: str, spec, black, white, ratio=1.0):
-    """Mosaic (H x W, sensor values) -> the model's packed, normalised input (H/2 x W/2 x 4).
-
-    ``black`` is per packed channel in the model's order. Low-light inputs are amplified by
-    ``ratio`` before clipping, as SID does.
-    """
-    x = bayer.normalise(bayer.pack(mosaic, pattern, spec.order), black, white, clip=False) * ratio
-    if spec.clip:
-        x = bayer.clip_range(x, 0.0, 1.0)
-    return x
 
 
 DEFAULT_CACHE_BYTES = 1 << 30

@@ -159,6 +159,104 @@ def count_macs(model: TFLiteModel) -> int | None:
     return sum(op_macs(op) for op in model.ops)
 
 
+def receptive_radius(model: TFLiteModel) -> float:
+    """Worst-case receptive radius of a fixed-shape conv net in input pixels (``inf`` after a global pooling).
+
+    Walked along the graph with a radius r and a jump j (input pixels per step) per tensor: a k x k SAME conv adds
+    (k - 1) / 2 * j, a pool (f - 1) * j, a stride-s transposed conv (ceil(k / s) - 1) * j + (s - 1) * j / s; strides
+    multiply j, transposed convs and DEPTH_TO_SPACE divide it; other ops take the largest of their inputs. A tile
+    margin at least this large gives every kept output pixel its whole receptive field.
+    """
+    state = {t.index: (0.0, 1.0) for t in model.inputs}
+    for op in model.ops:
+        live = [state[t.index] for t in op.inputs if t is not None and t.index in state]
+        if not live:
+            continue
+        r, j = max(v[0] for v in live), max(v[1] for v in live)
+        o = op.options
+        if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            k = max(op.inputs[1].shape[1:3])
+            r += (k - 1) * o.get("dilation_h_factor", 1) * j / (2 if o.get("padding") == "SAME" else 1)
+            j *= o.get("stride_h", 1)
+        elif op.name in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
+            r += (o["filter_height"] - 1) * j
+            j *= o["stride_h"]
+        elif op.name == "TRANSPOSE_CONV":
+            k, stride = op.inputs[1].shape[1], o["stride_h"]
+            r += (-(-k // stride) - 1) * j + (stride - 1) * j / stride
+            j /= stride
+        elif op.name == "DEPTH_TO_SPACE":
+            j /= o["block_size"]
+        elif op.name == "SPACE_TO_DEPTH":
+            j *= o["block_size"]
+        elif op.name in ("MEAN", "SUM", "REDUCE_MAX") and len(op.outputs[0].shape) == 4 and \
+                op.outputs[0].shape[1:3] == (1, 1) and op.inputs[0].shape[1:3] != (1, 1):
+            r = float("inf")  # a global statistic (squeeze-excite): every pixel sees the whole input
+        for t in op.outputs:
+            state[t.index] = (r, j)
+    return max(state[t.index][0] for t in model.outputs if t.index in state)
+
+
+def input_multiple(model: TFLiteModel) -> int:
+    """The largest total stride inside the net: packed input sides must be multiples of it (pooling grids)."""
+    state, multiple = {t.index: 1.0 for t in model.inputs}, 1.0
+    for op in model.ops:
+        live = [state[t.index] for t in op.inputs if t is not None and t.index in state]
+        if not live:
+            continue
+        j, o = max(live), op.options
+        if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D"):
+            j *= o.get("stride_h", 1)
+        elif op.name == "TRANSPOSE_CONV":
+            j /= o["stride_h"]
+        elif op.name in ("DEPTH_TO_SPACE", "SPACE_TO_DEPTH"):
+            j = j / o["block_size"] if op.name == "DEPTH_TO_SPACE" else j * o["block_size"]
+        multiple = max(multiple, j)
+        for t in op.outputs:
+            state[t.index] = j
+    return int(round(multiple))
+
+
+def refit(data: bytes, height: int, width: int) -> bytes:
+    """A fixed-shape ``.tflite`` rewritten for a (1, height, width, C) input: same ops, weights and quantisation.
+
+    Dims 1 and 2 of every non-constant 4-D tensor and the constant ``output_shape`` of every TRANSPOSE_CONV scale
+    by height / H and width / W of the file's own input (the file refitted to its own size is byte-identical).
+    Unlike resizing a dynamic-shape file at run time, every op keeps static shapes, so XNNPACK takes the same
+    graph at any size.
+    """
+    import flatbuffers
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
+    graph = model.subgraphs[0]
+    h0, w0 = (int(d) for d in graph.tensors[graph.inputs[0]].shape[1:3])
+
+    def scaled(shape):
+        n, h, w, c = (int(d) for d in shape)
+        if (h * height) % h0 or (w * width) % w0:
+            raise ValueError(f"cannot refit {h}x{w} by {height}/{h0} x {width}/{w0}: use a multiple of the input")
+        return np.asarray([n, h * height // h0, w * width // w0, c], np.int32)
+
+    def constant(tensor):
+        return model.buffers[tensor.buffer].data is not None and len(model.buffers[tensor.buffer].data) > 0
+
+    transpose = {i for i, code in enumerate(model.operatorCodes)
+                 if max(code.builtinCode, code.deprecatedBuiltinCode) == schema.BuiltinOperator.TRANSPOSE_CONV}
+    for op in graph.operators:
+        if op.opcodeIndex in transpose:
+            buffer = model.buffers[graph.tensors[op.inputs[0]].buffer]
+            shape = np.frombuffer(np.asarray(buffer.data, np.uint8).tobytes(), np.int32)
+            buffer.data = np.frombuffer(scaled(shape).tobytes(), np.uint8)
+    for tensor in graph.tensors:
+        if tensor.shape is not None and len(tensor.shape) == 4 and not constant(tensor):
+            tensor.shape = scaled(tensor.shape)
+            if tensor.shapeSignature is not None and len(tensor.shapeSignature):
+                tensor.shapeSignature = scaled(tensor.shapeSignature)
+    builder = flatbuffers.Builder(len(data) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
+    return bytes(builder.Output())
+
+
 def read(path) -> TFLiteModel:
     """Read and parse a .tflite file; a missing or malformed file raises a one-line UserError."""
     path = Path(path)

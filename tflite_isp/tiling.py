@@ -74,7 +74,8 @@ def run_tiled(run, packed: np.ndarray, tile=None, *, margin: int = DEFAULT_MARGI
             cols = slice(scale * xs.keep_from, scale * xs.keep_to)
             out[rows, cols] = y[scale * (ys.keep_from - ys.start):scale * (ys.keep_to - ys.start),
                                 scale * (xs.keep_from - xs.start):scale * (xs.keep_to - xs.start)]
-    return np.clip(out[:scale * h, :scale * w], 0.0, 1.0)
+    out = out[:scale * h, :scale * w]
+    return np.clip(out, 0.0, 1.0, out=out)  # in place: a full frame's float output is the largest buffer
 
 
 def tile_count(shape, tile, *, margin: int = DEFAULT_MARGIN, multiple: int = 1) -> int:

@@ -25,7 +25,6 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 LR_SCHEDULES = ("constant", "cosine", "step")
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", "smallnet", "Built-in model recipe name, or a recipe .toml file.")
 flags.DEFINE_enum("task", None, ["isp", "lowlight"], "Task of the default data (default: the recipe's task).")
 flags.DEFINE_integer("epochs", None, "Epochs (default: recipe).")
 flags.DEFINE_integer("steps_per_epoch", None, "Optimizer steps per epoch (default: recipe).")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import inspect
 
 from tflite_isp._tf import keras
+from tflite_isp.nets import csanet as _csanet
 from tflite_isp.nets import punet as _punet
 from tflite_isp.nets import smallnet as _smallnet
 from tflite_isp.nets import unet as _unet
@@ -14,6 +15,7 @@ ARCHITECTURES = {
     "smallnet": (_smallnet.smallnet, lambda **_: _smallnet.INPUT_MULTIPLE),
     "unet": (_unet.unet, _unet.input_multiple),
     "punet": (_punet.punet, lambda **_: _punet.INPUT_MULTIPLE),
+    "csanet": (_csanet.csanet, lambda **_: _csanet.INPUT_MULTIPLE),
 }
 
 
