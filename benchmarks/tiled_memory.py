@@ -181,94 +181,6 @@ def sid_export(args) -> Path:
     return folder
 
 
-def refit(data: bytes, height: int, width: int) -> bytes:
-    """A fixed-shape .tflite rewritten for a packed input of (height, width): same ops, weights and quantisation.
-
-    Scales dims 1 and 2 of the input and of every non-constant 4-D tensor, and the constant ``output_shape`` of
-    every TRANSPOSE_CONV, by (height / H, width / W) of the file's own input; nothing else changes (the file
-    rewritten to its own size is byte-identical). This gives the whole frame the same kernels (XNNPACK, static
-    shapes) as the 544x960 tiles, which ``model_none.tflite`` does not: see the notes in the results.
-    """
-    import flatbuffers
-    import numpy as np
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
-    graph = model.subgraphs[0]
-    h0, w0 = (int(d) for d in graph.tensors[graph.inputs[0]].shape[1:3])
-
-    def scaled(shape):
-        n, h, w, c = (int(d) for d in shape)
-        if (h * height) % h0 or (w * width) % w0:
-            raise ValueError(f"cannot scale {h}x{w} by {height}/{h0} x {width}/{w0}")
-        return np.asarray([n, h * height // h0, w * width // w0, c], np.int32)
-
-    def constant(tensor):
-        data = model.buffers[tensor.buffer].data
-        return data is not None and len(data) > 0
-
-    transpose = {i for i, code in enumerate(model.operatorCodes)
-                 if max(code.builtinCode, code.deprecatedBuiltinCode) == schema.BuiltinOperator.TRANSPOSE_CONV}
-    for op in graph.operators:
-        if op.opcodeIndex in transpose:
-            buffer = model.buffers[graph.tensors[op.inputs[0]].buffer]
-            shape = np.frombuffer(np.asarray(buffer.data, np.uint8).tobytes(), np.int32)
-            buffer.data = np.frombuffer(scaled(shape).tobytes(), np.uint8)
-    for tensor in graph.tensors:
-        if tensor.shape is not None and len(tensor.shape) == 4 and not constant(tensor):
-            tensor.shape = scaled(tensor.shape)
-            if tensor.shapeSignature is not None and len(tensor.shapeSignature):
-                tensor.shapeSignature = scaled(tensor.shapeSignature)
-    builder = flatbuffers.Builder(len(data) + 4096)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
-def receptive_radius(path: Path) -> float:
-    """Worst-case receptive radius of a fixed-shape conv net, in input (packed) pixels, walked from the graph.
-
-    Per tensor: the radius r and the jump j (input pixels per step). A k x k SAME conv adds (k - 1) / 2 * j, a
-    pool (f - 1) * j (one-sided), a stride-s transposed conv (ceil(k / s) - 1) * j + (s - 1) * j / s; strides
-    multiply j, transposed convs and DEPTH_TO_SPACE divide it; other ops take the largest of their inputs. A tile
-    margin at least this large gives every kept output pixel its whole receptive field, whatever the input.
-    """
-    import math
-
-    from tflite_isp import tflite_file
-
-    model = tflite_file.read(path)
-    state = {t.index: (0.0, 1.0) for t in model.inputs}
-    for op in model.ops:
-        live = [state[t.index] for t in op.inputs if t is not None and t.index in state]
-        if not live:
-            continue
-        r, j = max(v[0] for v in live), max(v[1] for v in live)
-        o = op.options
-        if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-            k = op.inputs[1].shape[1]
-            r += (k - 1) * o.get("dilation_h_factor", 1) * j / (2 if o.get("padding") == "SAME" else 1)
-            j *= o.get("stride_h", 1)
-        elif op.name in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
-            r += (o["filter_height"] - 1) * j
-            j *= o["stride_h"]
-        elif op.name == "TRANSPOSE_CONV":
-            k, s = op.inputs[1].shape[1], o["stride_h"]
-            r += (math.ceil(k / s) - 1) * j + (s - 1) * j / s
-            j /= s
-        elif op.name == "DEPTH_TO_SPACE":
-            j /= o["block_size"]
-        for t in op.outputs:
-            state[t.index] = (r, j)
-    return max(state[t.index][0] for t in model.outputs)
-
-
-def input_multiple(folder: Path) -> int:
-    """The net's packed input multiple from the manifest's recipe (nets.input_multiple; loads Keras here only)."""
-    from tflite_isp import nets
-
-    return int(nets.input_multiple(json.loads((folder / "manifest.json").read_text())["recipe"]["model"]))
-
-
 def run_child(mode: str, model: Path, folder: Path, dng: Path, npy: Path, margin: int, multiple: int,
               threads: int) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--model", str(model), "--manifest",
@@ -356,8 +268,9 @@ def markdown(report: dict) -> str:
         radius = s.get("receptive_radius")
         if radius:
             safe = [mg for mg in s["margins"] if mg >= radius]
-            lines.append(f"- The graph's worst-case receptive radius is {radius:.0f} packed px (`receptive_radius()`: "
-                         "the deepest path, through the bottleneck). A margin at least that large gives every kept "
+            lines.append(f"- The graph's worst-case receptive radius is {radius:.0f} packed px "
+                         "(`tflite_file.receptive_radius`: the deepest path, through the bottleneck). A margin at "
+                         "least that large gives every kept "
                          "output pixel its whole receptive field, so the tiles reproduce the untiled output for any "
                          "frame"
                          + (f" (here {min(safe)})" if safe else "")
@@ -383,7 +296,7 @@ def markdown(report: dict) -> str:
               f"- Model: `{s['model_dir']}` (INT8, int8 in/out), {s['threads']} LiteRT threads (XNNPACK, the default "
               f"delegate). Whole frame: the packed frame padded to {padded} (multiple {s['multiple']}) run once "
               "through `tiling.run_tiled(..., tile=None)`, with `model_none.tflite` (dynamic H, W; resized by "
-              "`runtime.Runner`) and with `model.tflite` refitted to that size (`refit()` in this script: the "
+              "`runtime.Runner`) and with `model.tflite` refitted to that size (`tflite_file.refit`: the "
               "input, activation and TRANSPOSE_CONV output shapes scaled; ops, weights and quantisation "
               "untouched). Tiled: `model.tflite` at 544x960 through `tiling.run_tiled` "
               "(tiles per margin: " + ", ".join(f"{k}: {n}" for k, n in s["tiles"].items()) + ").",
@@ -442,7 +355,7 @@ def main(argv=None) -> int:
     import numpy as np
     from bench_machine import load_average, machine_info
 
-    from tflite_isp import atomic, tiling
+    from tflite_isp import atomic, tflite_file, tiling
 
     t_start = time.perf_counter()
     out = Path(args.out)
@@ -450,7 +363,7 @@ def main(argv=None) -> int:
     folder = sid_export(args)
     dng = Path(args.dng)
     frame = make_dng(dng)
-    multiple = input_multiple(folder)
+    multiple = tflite_file.input_multiple(tflite_file.read(folder / "model.tflite"))
     packed = (RAW_SIZE[0] // 2, RAW_SIZE[1] // 2)
     report = {
         "benchmark": "tiled_memory",
@@ -462,7 +375,7 @@ def main(argv=None) -> int:
                                                                  else folder),
                      "threads": args.threads, "margins": args.margins, "multiple": multiple, "tile": list(TILE),
                      "packed_shape": list(packed),
-                     "receptive_radius": receptive_radius(folder / "model.tflite"),
+                     "receptive_radius": tflite_file.receptive_radius(tflite_file.read(folder / "model.tflite")),
                      "padded_whole": [tiling.padded_size(n, None, multiple) for n in packed],
                      "tiles": {str(mg): tiling.tile_count(packed, TILE, margin=mg, multiple=multiple)
                                for mg in args.margins}},
@@ -478,7 +391,7 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         padded = report["settings"]["padded_whole"]
         fitted = tmp / f"model_{padded[0]}x{padded[1]}.tflite"
-        fitted.write_bytes(refit((folder / "model.tflite").read_bytes(), *padded))
+        fitted.write_bytes(tflite_file.refit((folder / "model.tflite").read_bytes(), *padded))
         refs = {}
         for name, model in (("whole_none", folder / "model_none.tflite"), ("whole_fixed", fitted)):
             log(f"{name}: {model.name} on the whole frame, {padded[0]}x{padded[1]} packed")
