@@ -309,8 +309,8 @@ def markdown(report: dict) -> str:
                 "stitched output is complete (before it is turned into codes and saved). *wall s* is the whole "
                 "process, start-up and the RAW read included.",
               "- Peak RSS includes what `run_tiled` and `Runner` allocate for the output: the dequantised float32 "
-              "output of each model call, the stitched float32 frame (2848x4256x3 padded, 145 MB) and its clipped "
-              "copy.",
+              "output of each model call and the stitched float32 frame (2848x4256x3 padded, 145 MB), clipped in "
+              "place.",
               f"- Machine: {m['cpu']}, {m['usable_cores']} cores, {m['memory_gib']} GiB; ai-edge-litert "
               f"{m['ai_edge_litert']}, NumPy {m['numpy']}, Python {m['python']}; load average "
               f"{report['load_average_start']} at start, {report['load_average_end']} at end."]
