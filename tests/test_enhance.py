@@ -8,18 +8,21 @@ from tflite_isp import dng, enhance, tflite_file
 XYZ_TO_CAM = [[0.6722, -0.0635, -0.0963], [-0.4287, 1.2460, 0.2028], [-0.0908, 0.2162, 0.5668]]
 
 
-def write_photo_dng(path, size=(200, 304), orientation=1):
-    """A real photo (scikit-image astronaut) sampled into a 10-bit RGGB mosaic (black 64, white 1023)."""
+def write_photo_dng(path, size=(200, 304), orientation=1, black=64, white=1023, level=1.0, cfa_repeat=None):
+    """A real photo (scikit-image astronaut) sampled into a 10-bit RGGB mosaic (black 64, white 1023); ``level``
+    scales the signal (a dim short exposure), ``cfa_repeat`` samples it through another colour filter instead."""
     from skimage import data
     from skimage.transform import resize
 
     rgb = resize(data.astronaut(), size, anti_aliasing=True)
-    mosaic = np.empty(size, np.float64)
-    mosaic[0::2, 0::2], mosaic[0::2, 1::2] = rgb[0::2, 0::2, 0], rgb[0::2, 1::2, 1]
-    mosaic[1::2, 0::2], mosaic[1::2, 1::2] = rgb[1::2, 0::2, 1], rgb[1::2, 1::2, 2]
-    raw = np.round(64 + mosaic * (1023 - 64)).astype(np.uint16)
-    return dng.write_dng(path, raw, pattern="RGGB", black=64, white=1023, xyz_to_cam=XYZ_TO_CAM,
-                         as_shot_neutral=[0.5, 1.0, 0.6], orientation=orientation)
+    rows = cfa_repeat or ("RG", "GB")
+    index = np.array([["RGB".index(c) for c in r] for r in rows])
+    reps = (-(-size[0] // index.shape[0]), -(-size[1] // index.shape[1]))
+    channel = np.tile(index, reps)[: size[0], : size[1]]
+    mosaic = np.take_along_axis(rgb, channel[..., None], axis=2)[..., 0]
+    raw = np.round(black + level * mosaic * (white - black)).astype(np.uint16)
+    return dng.write_dng(path, raw, pattern="RGGB", black=black, white=white, xyz_to_cam=XYZ_TO_CAM,
+                         as_shot_neutral=[0.5, 1.0, 0.6], orientation=orientation, cfa_repeat=cfa_repeat)
 
 
 @pytest.fixture(scope="module")
@@ -125,21 +128,105 @@ def _linear_dng(path):
 @pytest.mark.parametrize("case, message", [
     ("garbage", "rawpy cannot decode this file"),
     ("linear", "not a Bayer sensor"),
+    ("xtrans", "xtrans.dng: not a 2x2 Bayer CFA (pattern 6x6, e.g. X-Trans)"),
     ("ratio", "--ratio must be > 0"),
     ("isp_ratio", "--ratio applies to low-light models"),
     ("memory", "--max_memory 1 MiB is too small"),
     ("no_model", "--model EXPORT_DIR is required"),
 ])
 def test_bad_input_is_one_line(export_dir, tmp_path, case, message):
+    import rawpy
+
     raw = write_photo_dng(tmp_path / "a.dng")
     if case == "garbage":
         raw = tmp_path / "x.dng"
         raw.write_bytes(b"\x00" * 100)
     if case == "linear":
         raw = _linear_dng(tmp_path / "linear.dng")
+    if case == "xtrans":  # LibRaw reads the 6 x 6 filter back as such: the check is rawio's, not the writer's
+        raw = write_photo_dng(tmp_path / "xtrans.dng", size=(204, 306), cfa_repeat=dng.XTRANS)
+        with rawpy.imread(str(raw)) as r:
+            assert np.asarray(r.raw_pattern).shape == (6, 6) and r.raw_type.name == "Flat" and r.num_colors == 3
     extra = {"ratio": ["--ratio", "-3"], "isp_ratio": ["--ratio", "100"], "memory": ["--max_memory", "1"]}
     model = [] if case == "no_model" else ["--model", export_dir]
     r = run_module("tflite_isp.enhance", raw, "-o", tmp_path / "o.jpg", *model, *extra.get(case, []))
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("error:") and message in r.stderr
+    assert "Traceback" not in r.stderr and len([ln for ln in r.stderr.splitlines() if ln.startswith("error:")]) == 1
     assert not (tmp_path / "o.jpg").exists()
+
+
+# --- Low-light: --ratio auto through a trained ratio predictor ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def lowlight_exports(tmp_path_factory, lowlight_data):
+    """(a small SID U-Net fp32 export, a ratio predictor trained for one epoch on the same set)."""
+    from tflite_isp import export as ex
+    from tflite_isp import ratio
+
+    root = tmp_path_factory.mktemp("enhance_lowlight")
+    run = make_run(root / "sid_unet", "sid_unet", f"sid:{lowlight_data}", width_multiplier=0.125)
+    ex.run(ex.ExportConfig(source=str(run), precisions=("fp32",), size=(32, 48), calibration_images=2,
+                           fidelity_images=0, model_none=False, log=False))
+    ratio.run(f"sid:{lowlight_data}", root / "ratio", epochs=1, crops_per_image=2, seed=0, verbose=False)
+    return run / "export" / "fp32", root / "ratio"
+
+
+def _dark_dng(path):
+    """A short exposure: 14-bit levels (black 512, white 16383), the signal at 0.3 % of the range."""
+    return write_photo_dng(path, size=(96, 128), black=512, white=16383, level=0.003)
+
+
+def test_ratio_auto_uses_the_predictor(lowlight_exports, tmp_path):
+    import re
+
+    import imageio.v3 as iio
+
+    from tflite_isp import ratio, rawio
+
+    export, predictor = lowlight_exports
+    raw = _dark_dng(tmp_path / "dark.dng")
+    frame = rawio.read_raw(raw)
+    expected = ratio.predict_ratio(predictor / "model.tflite", frame.mosaic, frame.black, frame.white,
+                                   pattern=frame.pattern)
+    assert ratio.MIN_RATIO < expected < ratio.MAX_RATIO  # not a clamp: a value only the net gives
+    r = run_module("tflite_isp.enhance", raw, "-o", tmp_path / "auto.jpg", "--model", export, "--ratio", "auto",
+                   "--ratio_model", predictor)
+    assert r.returncode == 0, r.stderr
+    printed = re.search(r"dark\.dng -> .*auto\.jpg \(128x96, .*, ratio ([0-9.e+]+),", r.stderr)
+    assert printed, r.stderr
+    assert float(printed.group(1)) == pytest.approx(expected, rel=1e-3)  # printed to 4 significant digits
+    auto = iio.imread(tmp_path / "auto.jpg")
+    assert auto.shape == (96, 128, 3)
+    # The library path records the same ratio, and the picture is the one that ratio gives (another ratio differs)
+    x = enhance.load_export(export)
+    record = enhance.enhance_file(x, raw, tmp_path / "lib.jpg", ratio="auto", budget_mb=1000, threads=2,
+                                  png16=False, ratio_model=predictor)
+    assert record["ratio"] == pytest.approx(expected, rel=1e-6)
+    enhance.enhance_file(x, raw, tmp_path / "given.jpg", ratio=expected, budget_mb=1000, threads=2, png16=False)
+    enhance.enhance_file(x, raw, tmp_path / "half.jpg", ratio=expected / 2, budget_mb=1000, threads=2, png16=False)
+    np.testing.assert_array_equal(iio.imread(tmp_path / "given.jpg"), auto)
+    assert np.abs(iio.imread(tmp_path / "half.jpg").astype(int) - auto).mean() > 1
+
+
+@pytest.mark.parametrize("case, message", [
+    ("enhancement_export", "manifest.json: not a ratio-predictor manifest"),
+    ("missing", "nothere: no such ratio predictor"),
+    ("no_ratio_model", "--ratio auto needs --ratio_model"),
+    ("folder", "manifest.json: not a ratio-predictor manifest"),  # checked once, before any file of the folder
+])
+def test_ratio_auto_with_a_bad_ratio_model_is_one_line(lowlight_exports, tmp_path, case, message):
+    export, _ = lowlight_exports
+    raw, out = _dark_dng(tmp_path / "dark.dng"), tmp_path / "o.jpg"
+    if case == "folder":
+        raw, out = tmp_path / "raws", tmp_path / "out"
+        raw.mkdir()
+        for name in ("a.dng", "b.dng"):
+            _dark_dng(raw / name)
+    given = {"missing": ["--ratio_model", tmp_path / "nothere"], "no_ratio_model": []}.get(case,
+                                                                                           ["--ratio_model", export])
+    r = run_module("tflite_isp.enhance", raw, "-o", out, "--model", export, "--ratio", "auto", *given)
+    assert r.returncode == 2, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in r.stderr, r.stderr
+    assert not out.exists()

@@ -1,4 +1,4 @@
-"""The export command: every precision for the three zoo models, manifests that match the files,
+"""The export command: every precision for the three zoo models and CSANet, manifests that match the files,
 QAT to an all-int8 graph, the fidelity gate, quantisation debugging, raw-sensor input, bad input."""
 import json
 
@@ -16,6 +16,7 @@ def runs(tmp_path_factory, isp_data, lowlight_data):
         "smallnet": make_run(root / "smallnet", "smallnet", f"mai21:{isp_data}"),
         "sid_unet": make_run(root / "sid_unet", "sid_unet", f"sid:{lowlight_data}", width_multiplier=0.125),
         "punet": make_run(root / "punet", "punet", f"mai21:{isp_data}", base=4),
+        "csanet": make_run(root / "csanet", "csanet", f"mai21:{isp_data}"),
     }
 
 
@@ -27,7 +28,7 @@ def export(source, out, precisions, **options):
     return ex.run(cfg), cfg
 
 
-@pytest.mark.parametrize("name", ["smallnet", "sid_unet", "punet"])
+@pytest.mark.parametrize("name", ["smallnet", "sid_unet", "punet", "csanet"])
 def test_every_precision_converts_runs_and_matches_its_manifest(runs, tmp_path, name):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -75,11 +76,12 @@ def test_every_precision_converts_runs_and_matches_its_manifest(runs, tmp_path, 
         assert onnx["onnx"]["opset"] == 17 and onnx["parity"]["max_abs_diff"] < 1e-4
 
 
-@pytest.mark.parametrize("name", ["smallnet", "sid_unet"])
+@pytest.mark.parametrize("name", ["smallnet", "sid_unet", "csanet"])
 def test_qat_gives_an_all_int8_graph_with_an_int8_pixel_shuffle(runs, tmp_path, name):
     from tflite_isp import tflite_file
 
-    export(runs[name], tmp_path / "out", ["int8_qat"], model_none=False, fidelity_images=0)
+    _, cfg = export(runs[name], tmp_path / "out", ["int8_qat"], model_none=False, fidelity_images=0)
+    assert cfg.gate_failures == []
     model = tflite_file.read(tmp_path / "out" / "int8_qat" / "model.tflite")
     shuffle = [op for op in model.ops if op.name == "DEPTH_TO_SPACE"]
     assert shuffle and shuffle[0].outputs[0].dtype == "int8"

@@ -1,4 +1,4 @@
-"""ONNX export through tf2onnx: the three built-in architectures at a small size, parity with Keras,
+"""ONNX export through tf2onnx: the built-in architectures (CSANet too) at a small size, parity with Keras,
 and failures that leave no file behind."""
 import numpy as np
 import pytest
@@ -13,7 +13,7 @@ from tflite_isp.errors import UserError  # noqa: E402
 from tflite_isp.onnx_export import parity, to_onnx  # noqa: E402
 
 H = W = 32  # packed size; divisible by 16 (the U-Nets' input multiple)
-SLIM = {"smallnet": {}, "sid_unet": {"width_multiplier": 0.125}, "punet": {"base": 4}}
+SLIM = {"smallnet": {}, "sid_unet": {"width_multiplier": 0.125}, "punet": {"base": 4}, "csanet": {}}
 
 
 def _randomize(model, seed):

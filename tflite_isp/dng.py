@@ -18,6 +18,8 @@ from tflite_isp.errors import fail
 _BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _SRATIONAL = 1, 2, 3, 4, 5, 10
 _CFA_CODE = {"R": 0, "G": 1, "B": 2}
 _D65 = 21
+#: Fujifilm's X-Trans 6 x 6 colour filter, one string per row (for ``cfa_repeat``: a non-Bayer test file)
+XTRANS = ("GGRGGB", "GGBGGR", "BRGRBG", "GGBGGR", "GGRGGB", "RBGBRG")
 
 
 def _rationals(values, denominator: int):
@@ -42,10 +44,26 @@ def _black_tags(black, pattern: str):
     return [(50713, _SHORT, 2, (2, 2), True), (50714, _SHORT, 4, values, True)]
 
 
+def _cfa_tags(pattern: str, cfa_repeat):
+    """CFARepeatPatternDim and CFAPattern: the 2 x 2 Bayer ``pattern``, or ``cfa_repeat`` (rows of R/G/B letters)."""
+    if cfa_repeat is None:
+        return [(33421, _SHORT, 2, (2, 2), True), (33422, _BYTE, 4, bytes(_CFA_CODE[c] for c in pattern), True)]
+    rows = [str(r).upper() for r in cfa_repeat]
+    if not rows or len({len(r) for r in rows}) != 1 or not rows[0] or any(set(r) - set(_CFA_CODE) for r in rows):
+        raise ValueError(f"cfa_repeat must be equal-length rows of R, G, B letters, got {list(cfa_repeat)}")
+    codes = bytes(_CFA_CODE[c] for r in rows for c in r)
+    return [(33421, _SHORT, 2, (len(rows), len(rows[0])), True), (33422, _BYTE, len(codes), codes, True)]
+
+
 def dng_tags(*, pattern, black, white, xyz_to_cam, as_shot_neutral, make, model,
-             exposure_time=None, iso=None, orientation=1):
-    """The extra TIFF tags (tifffile ``extratags`` tuples) of a minimal, complete CFA DNG."""
+             exposure_time=None, iso=None, orientation=1, cfa_repeat=None):
+    """The extra TIFF tags (tifffile ``extratags`` tuples) of a minimal, complete CFA DNG.
+
+    ``cfa_repeat`` (rows of R/G/B letters, e.g. :data:`XTRANS`) replaces the 2 x 2 ``pattern`` in the CFA tags;
+    ``black`` must then be one value."""
     pattern = check_pattern(pattern)
+    if cfa_repeat is not None and np.atleast_1d(np.asarray(black)).size != 1:
+        raise ValueError("black must be one value with cfa_repeat (per-colour levels follow the 2 x 2 pattern)")
     xyz_to_cam = np.asarray(xyz_to_cam, np.float64)
     neutral = np.asarray(as_shot_neutral, np.float64)
     if xyz_to_cam.shape != (3, 3):
@@ -58,8 +76,7 @@ def dng_tags(*, pattern, black, white, xyz_to_cam, as_shot_neutral, make, model,
         (271, _ASCII, 0, _ascii(make), True),
         (272, _ASCII, 0, _ascii(model), True),
         (274, _SHORT, 1, int(orientation), True),  # Orientation (TIFF/EXIF: 1 upright, 3, 6, 8 rotated)
-        (33421, _SHORT, 2, (2, 2), True),  # CFARepeatPatternDim
-        (33422, _BYTE, 4, bytes(_CFA_CODE[c] for c in pattern), True),  # CFAPattern
+        *_cfa_tags(pattern, cfa_repeat),  # CFARepeatPatternDim, CFAPattern
         (50706, _BYTE, 4, bytes((1, 4, 0, 0)), True),  # DNGVersion: without it no colour matrix
         (50707, _BYTE, 4, bytes((1, 1, 0, 0)), True),  # DNGBackwardVersion
         (50708, _ASCII, 0, _ascii(f"{make} {model}"), True),  # UniqueCameraModel
@@ -79,11 +96,14 @@ def dng_tags(*, pattern, black, white, xyz_to_cam, as_shot_neutral, make, model,
 
 
 def write_dng(path, mosaic_uint16, *, pattern, black, white, xyz_to_cam, as_shot_neutral,
-              make="tflite_isp", model="synthetic", exposure_time=None, iso=None, orientation=1) -> Path:
+              make="tflite_isp", model="synthetic", exposure_time=None, iso=None, orientation=1,
+              cfa_repeat=None) -> Path:
     """Write an H x W uint16 Bayer mosaic as an uncompressed CFA DNG, atomically.
 
     ``black`` is one value or four in (R, Gr, Gb, B) colour order; ``xyz_to_cam`` is the
     XYZ(D65) -> camera ColorMatrix1; ``as_shot_neutral`` the camera-space white (R, G, B).
+    ``cfa_repeat`` (rows of R/G/B letters, e.g. :data:`XTRANS`) writes another colour filter
+    than the 2 x 2 ``pattern`` (LibRaw reads a 6 x 6 one as X-Trans); default: the Bayer ``pattern``.
     """
     import tifffile
 
@@ -93,7 +113,7 @@ def write_dng(path, mosaic_uint16, *, pattern, black, white, xyz_to_cam, as_shot
         raise ValueError(f"mosaic must be a 2-D uint16 array with even sides, got {raw.dtype} {raw.shape}")
     tags = dng_tags(pattern=pattern, black=black, white=white, xyz_to_cam=xyz_to_cam,
                     as_shot_neutral=as_shot_neutral, make=make, model=model,
-                    exposure_time=exposure_time, iso=iso, orientation=orientation)
+                    exposure_time=exposure_time, iso=iso, orientation=orientation, cfa_repeat=cfa_repeat)
     if path.is_dir():
         raise fail(path, "is a folder, expected a .dng file name")
     if not path.parent.is_dir():

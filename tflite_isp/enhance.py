@@ -262,6 +262,24 @@ def _define_flags():
     flags.DEFINE_boolean("png16", False, "Also write a 16-bit PNG beside each JPEG.")
 
 
+def ratio_model_file(path) -> Path:
+    """The ratio predictor's ``.tflite`` for ``--ratio_model`` (its folder or the file), checked before any work:
+    a ratio manifest beside it (python -m tflite_isp.ratio writes one) and the file itself."""
+    from tflite_isp import ratio as ratio_mod
+
+    path = Path(path)
+    if path.is_dir():
+        manifest = ratio_mod.load_manifest(path / "model.tflite")
+        path = path / ((manifest.get("files") or {}).get("fp32") or "model.tflite")
+    elif not path.exists():
+        raise fail(path, "no such ratio predictor (--ratio_model: a folder made by python -m tflite_isp.ratio)")
+    else:
+        ratio_mod.load_manifest(path)
+    if not path.is_file():
+        raise fail(path, "the ratio predictor's manifest is here but its .tflite file is missing")
+    return path
+
+
 def enhance_file(export: Export, raw: Path, out: Path, *, ratio, budget_mb: float, threads: int, png16: bool,
                  ratio_model=None) -> dict:
     """One RAW file to its JPEG: the record of what was done."""
@@ -274,7 +292,7 @@ def enhance_file(export: Export, raw: Path, out: Path, *, ratio, budget_mb: floa
     if ratio == "auto":
         from tflite_isp import ratio as ratio_mod
 
-        model = Path(ratio_model) / "model.tflite" if Path(ratio_model).is_dir() else Path(ratio_model)
+        model = ratio_model_file(ratio_model)
         ratio = ratio_mod.predict_ratio(model, frame.mosaic, frame.black, frame.white, pattern=frame.pattern,
                                         threads=threads)
     packed = model_input(export, frame, ratio or 1.0)
@@ -317,6 +335,8 @@ def main(argv) -> int:
             raise UserError(f"--ratio applies to low-light models; {export.folder} is a {export.task} model")
         if ratio == "auto" and not FLAGS.ratio_model:
             raise UserError("--ratio auto needs --ratio_model RATIO_EXPORT (made by python -m tflite_isp.ratio)")
+        if ratio == "auto":
+            ratio_model_file(FLAGS.ratio_model)  # a wrong path is one error before any file is read
         if FLAGS.max_memory <= 0:
             raise UserError(f"--max_memory must be > 0 MiB, not {FLAGS.max_memory:g}")
         todo = jobs(inputs, Path(FLAGS.output))
@@ -359,4 +379,4 @@ if __name__ == "__main__":
 
 
 __all__ = ["Export", "load_export", "plan", "margin_for", "read_frame", "model_input", "enhance_frame", "oriented",
-           "write_image", "jobs", "parse_ratio", "enhance_file", "main"]
+           "write_image", "jobs", "parse_ratio", "ratio_model_file", "enhance_file", "main"]

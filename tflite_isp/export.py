@@ -103,7 +103,6 @@ def parse_size(text: str) -> tuple:
 def load_source(source: str, recipe_name: str | None = None):
     """(recipe, Keras model, run dir or None) from a run directory or a saved ``.keras`` file."""
     from tflite_isp import nets, recipes
-    from tflite_isp._tf import keras
 
     path = Path(source)
     if path.is_dir():
@@ -124,11 +123,7 @@ def load_source(source: str, recipe_name: str | None = None):
         raise fail(path, "expected a run directory or a .keras model")
     else:
         raise fail(path, "no such run directory or model")
-    try:
-        model = keras.models.load_model(str(keras_path), custom_objects=nets.CUSTOM_OBJECTS, compile=False)
-    except Exception as err:  # Keras raises many types for a foreign or damaged file
-        raise fail(keras_path, f"cannot load the Keras model ({type(err).__name__}: {str(err).splitlines()[0]})") \
-            from None
+    model = nets.load(keras_path)
     if tuple(model.input_shape[-1:]) != (4,) or len(model.input_shape) != 4:
         raise fail(keras_path, f"input {model.input_shape} is not packed RAW (batch, H, W, 4)")
     return recipe, model, run_dir

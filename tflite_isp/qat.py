@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from tflite_isp._tf import keras
 from tflite_isp.errors import fail
+from tflite_isp.finetune import fine_tune  # noqa: F401  (re-exported for export)
 from tflite_isp.nets.layers import Normalise, PixelShuffle
-from tflite_isp.progress import Progress
 
 
 def _tfmot():
@@ -52,7 +52,7 @@ class PassThroughQuantizeConfig(OutputQuantizeConfig):
 
 #: the project's layers without a tfmot default, and how they quantise
 CUSTOM_CONFIGS = {PixelShuffle: PassThroughQuantizeConfig, Normalise: OutputQuantizeConfig,
-                  keras.layers.Rescaling: OutputQuantizeConfig}
+                  keras.layers.Rescaling: OutputQuantizeConfig, keras.layers.Multiply: OutputQuantizeConfig}
 
 
 def _scope():
@@ -134,28 +134,6 @@ def calibrate_ranges(qat_model, float_model, inputs) -> int:
         vmax.assign(hi[key])
     qat_model(inputs[0], training=True)  # weight quantisers take their ranges from the weights in training mode
     return len(targets)
-
-
-def fine_tune(qat_model, dataset, *, steps: int, lr: float, loss_fn, log=True) -> list:
-    """Short fine-tune of a QAT model on (input, target) batches; returns the per-step losses."""
-    from tflite_isp._tf import tf
-
-    optimizer = keras.optimizers.Adam(learning_rate=keras.optimizers.schedules.CosineDecay(lr, steps, alpha=0.1))
-
-    @tf.function
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, qat_model(x, training=True))
-        optimizer.apply_gradients(zip(tape.gradient(loss, qat_model.trainable_variables),
-                                      qat_model.trainable_variables))
-        return loss
-
-    losses, bar = [], Progress(steps, "QAT fine-tune", enabled=log)
-    for i, (x, y) in enumerate(dataset.take(steps), start=1):
-        losses.append(float(step(x, y)))
-        bar.update(i, loss=sum(losses[-20:]) / len(losses[-20:]))
-    bar.close()
-    return losses
 
 
 __all__ = ["CUSTOM_CONFIGS", "OutputQuantizeConfig", "PassThroughQuantizeConfig", "annotate", "calibrate_ranges",

@@ -45,6 +45,21 @@ flags.DEFINE_integer("cache_mb", 1024, "Decode the training split once into memo
 flags.DEFINE_integer("val_max_size", 1024, "Largest validation crop in RAW pixels (bounds eval time).")
 flags.DEFINE_boolean("resume", False, "Continue the run in --out (or the newest run) from its last checkpoint.")
 flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "tf.distribute strategy; multi_worker reads TF_CONFIG.")
+flags.DEFINE_string("init_from", None, "Start from this run's weights (and its recipe, unless --model is given).")
+flags.DEFINE_float("prune_sparsity", None, "Magnitude pruning (tfmot) of conv/dense kernels to this sparsity, "
+                                           "stripped before model.keras is saved.")
+flags.DEFINE_string("teacher", None, "Distil from this trained run (its input convention is adopted).")
+flags.DEFINE_float("distill_alpha", 0.5, "Weight of the teacher-output term (task term: 1 - alpha); with "
+                                         "--joint_large_head, of the small head's loss against the large head.")
+flags.DEFINE_float("distill_features", 0.0, "Weight of the feature term (student's last features through a 1x1 "
+                                            "adapter vs the teacher's).")
+flags.DEFINE_float("joint_large_head", None, "ENERZAi-style joint training: a second U-Net decoder this many times "
+                                             "wider on the shared encoder, detached before saving.")
+flags.DEFINE_string("channel_prune", None, "Structured channel pruning of this trained run (see channel_prune).")
+flags.DEFINE_float("prune_psnr_drop", 0.3, "Channel pruning stops before validation PSNR falls this many dB below "
+                                         "the unpruned model's.")
+flags.DEFINE_float("prune_step", 0.1, "Fraction of the remaining prunable channels removed per pruning round.")
+flags.DEFINE_integer("prune_rounds", 10, "Most pruning rounds (each fine-tunes for --steps_per_epoch steps).")
 
 
 @dataclass
@@ -74,6 +89,16 @@ class TrainConfig:
     seed: int = 0
     bad_files: str = "fail"
     optimizer: str = "adam"
+    init_from: str | None = None
+    prune_sparsity: float | None = None
+    teacher: str | None = None
+    distill_alpha: float = 0.5
+    distill_features: float = 0.0
+    joint_large_head: float | None = None
+    channel_prune: str | None = None
+    prune_psnr_drop: float = 0.3
+    prune_step: float = 0.1
+    prune_rounds: int = 10
     explicit: tuple = field(default=(), repr=False)  # flags the user set (win over the recipe)
 
 
@@ -144,6 +169,12 @@ def _check(cfg: TrainConfig, multiple: int, recipe) -> None:
             raise UserError(f"--{name} must be positive, not {getattr(cfg, name)}")
     if cfg.lr_schedule not in LR_SCHEDULES:
         raise UserError(f"lr_schedule must be one of {LR_SCHEDULES}, not {cfg.lr_schedule!r}")
+    from tflite_isp import objectives, sparsity
+
+    if cfg.prune_sparsity is not None:
+        sparsity.check(cfg.prune_sparsity)
+    objectives.validate(recipe.model, teacher=bool(cfg.teacher), alpha=cfg.distill_alpha,
+                        features=cfg.distill_features, large=cfg.joint_large_head)
 
 
 def _data_source(cfg: TrainConfig, recipe):
@@ -163,8 +194,10 @@ def run(cfg: TrainConfig) -> dict:
     """Train per ``cfg``; returns the final metrics dictionary (also written to metrics.json)."""
     from tflite_isp import recipes
 
+    if cfg.channel_prune:
+        return _channel_prune(cfg)
     strategy = _make_strategy(cfg.strategy)  # must come before any other TensorFlow op
-    from tflite_isp import datasets, nets, pipeline
+    from tflite_isp import datasets, nets, objectives, pipeline, sparsity
     from tflite_isp._tf import keras, tf
     from tflite_isp.losses import make_loss, parse_loss
     from tflite_isp.metrics import psnr, ssim
@@ -184,15 +217,15 @@ def run(cfg: TrainConfig) -> dict:
         stored.update({k: getattr(cfg, k) for k in cfg.explicit if k not in ("model", "resume")})
         cfg = TrainConfig(**{**stored, "resume": True, "out": str(run_dir), "explicit": cfg.explicit})
     else:
-        recipe = recipes.load_recipe(cfg.model)
-        recipe = recipe.with_model(width_multiplier=cfg.width_multiplier, separable=cfg.separable)
+        recipe = _base_recipe(cfg)
         cfg = resolve(cfg, recipe)
-        run_dir = Path(cfg.out or f"runs/{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        run_dir = Path(cfg.out or f"runs/{recipe.name}{_tag(cfg)}-{time.strftime('%Y%m%d-%H%M%S')}")
         if (run_dir / "checkpoints" / "checkpoint").is_file():
             raise fail(run_dir, "run directory already has checkpoints; pass --resume or another --out")
 
     try:
         multiple = nets.input_multiple(recipe.model)
+        full_hd = nets.build(recipe.model, height=544, width=960, batch=1)  # also checks every model setting
     except ValueError as err:
         raise fail(recipe.source or recipe.name, str(err)) from None
     _check(cfg, multiple, recipe)
@@ -220,11 +253,13 @@ def run(cfg: TrainConfig) -> dict:
     total_steps = cfg.epochs * cfg.steps_per_epoch
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():
-        model = nets.build(recipe.model, name=recipe.name)
+        objective = _objective(cfg, recipe, loss_fn, total_steps)
+        model = objective.model
         optimizer = keras.optimizers.Adam(learning_rate=_schedule(cfg, total_steps))
         best_psnr = tf.Variable(-math.inf, dtype=tf.float64, trainable=False, name="best_psnr")
-    optimizer.build(model.trainable_variables)  # so a restore fills the slots before the first step
-    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, best_psnr=best_psnr)
+    optimizer.build(objective.variables)  # so a restore fills the slots before the first step
+    pruning = sparsity.StepUpdater(model) if cfg.prune_sparsity else None
+    ckpt = tf.train.Checkpoint(model=model, extra=objective.extra, optimizer=optimizer, best_psnr=best_psnr)
     ckpt_dir = run_dir / "checkpoints" if is_chief else run_dir / f".worker{task_id}-checkpoints"
     manager = tf.train.CheckpointManager(ckpt, str(ckpt_dir), max_to_keep=2)
     start_step = 0
@@ -246,22 +281,26 @@ def run(cfg: TrainConfig) -> dict:
     def train_step(it):
         def step_fn(x, y):
             with tf.GradientTape() as tape:
-                loss = loss_fn(y, model(x, training=True))
+                loss = objective.loss(x, y)
                 scaled = loss / strategy.num_replicas_in_sync  # the optimizer sums across replicas
-            grads = tape.gradient(scaled, model.trainable_variables)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            grads = tape.gradient(scaled, objective.variables)
+            optimizer.apply_gradients(zip(grads, objective.variables))
             return loss
         return strategy.reduce(tf.distribute.ReduceOp.MEAN, strategy.run(step_fn, args=next(it)), axis=None)
 
-    @tf.function(reduce_retracing=True)
-    def eval_step(x, y):
-        p = model(x, training=False)
-        return psnr(y, p), ssim(y, p)
+    def evaluator(predict):
+        @tf.function(reduce_retracing=True)
+        def eval_step(x, y):
+            p = predict(x)
+            return psnr(y, p), ssim(y, p)
+        return eval_step
 
-    macs = count_macs(nets.build(recipe.model, height=544, width=960, batch=1))
+    eval_step = evaluator(objective.predict)
+
+    macs = count_macs(full_hd)
     metrics = _load_metrics(run_dir) if cfg.resume else {"epochs": []}
-    metrics.update({"model": recipe.name, "parameters": count_params(model), "macs_full_hd": macs,
-                    "loss": cfg.loss, "total_steps": total_steps})
+    metrics.update({"model": recipe.name, "parameters": count_params(full_hd), "macs_full_hd": macs,
+                    "loss": cfg.loss, "total_steps": total_steps, **_compression(cfg)})
     if cfg.resume:
         metrics.setdefault("resumed_from", []).append(start_step)
     writer = tf.summary.create_file_writer(str(run_dir / "logs")) if is_chief else tf.summary.create_noop_writer()
@@ -279,6 +318,8 @@ def run(cfg: TrainConfig) -> dict:
             bar = Progress(end - epoch * cfg.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", enabled=is_chief)
             t0, seen, losses = time.perf_counter(), 0, []
             while step < end:
+                if pruning:
+                    pruning.before_step()
                 loss = float(train_step(iterator))
                 step += 1
                 seen += cfg.batch
@@ -293,6 +334,8 @@ def run(cfg: TrainConfig) -> dict:
                     manager.save(checkpoint_number=step)
             elapsed = time.perf_counter() - t0
             bar.close()
+            if pruning:
+                pruning.end_epoch()
             v_psnr, v_ssim = _evaluate(eval_step, val_data)
             improved = v_psnr > float(best_psnr.numpy())
             if improved:
@@ -325,7 +368,13 @@ def run(cfg: TrainConfig) -> dict:
     if is_chief:
         if (run_dir / "best.weights.h5").is_file():
             model.load_weights(str(run_dir / "best.weights.h5"))
-        _save_model(model, run_dir / "model.keras")
+        if isinstance(objective, objectives.Joint):
+            large_psnr, _ = _evaluate(evaluator(objective.predict_large), val_data)
+            metrics["joint"] = {"large_head_val_psnr": large_psnr}
+        final = objective.deployable(sparsity.strip(model) if cfg.prune_sparsity else model)
+        if cfg.prune_sparsity:
+            metrics["prune_sparsity_achieved"] = sparsity.kernel_sparsity(final)
+        _save_model(final, run_dir / "model.keras")
         metrics["finished"] = True
         atomic.write_json(run_dir / "metrics.json", metrics)
         log(True, f"done: best val PSNR {metrics['best']['val_psnr']:.2f} dB; model {run_dir / 'model.keras'}")
@@ -333,6 +382,93 @@ def run(cfg: TrainConfig) -> dict:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     metrics["run_dir"] = str(run_dir)
     return metrics
+
+
+def _finished_run(path) -> Path:
+    run = Path(path)
+    if not (run / "recipe.json").is_file() or not (run / "model.keras").is_file():
+        raise fail(run, "not a finished run directory (needs recipe.json and model.keras from python -m "
+                        "tflite_isp.train)")
+    return run
+
+
+def _base_recipe(cfg: TrainConfig):
+    """The recipe to train: --model, or --init_from's run; with a teacher's input convention under --teacher."""
+    from tflite_isp import recipes
+
+    if cfg.init_from and "model" not in cfg.explicit:
+        recipe = recipes.load_recipe(_finished_run(cfg.init_from) / "recipe.json")
+    else:
+        recipe = recipes.load_recipe(cfg.model)
+    recipe = recipe.with_model(width_multiplier=cfg.width_multiplier, separable=cfg.separable)
+    if cfg.teacher:
+        teacher = recipes.load_recipe(_finished_run(cfg.teacher) / "recipe.json")
+        recipe = replace(recipe, input=teacher.input, task=teacher.task)
+    return recipe
+
+
+def _objective(cfg: TrainConfig, recipe, loss_fn, total_steps: int):
+    """Build the trained model(s) and what the step minimises; --init_from weights copied by layer name."""
+    from tflite_isp import nets, objectives, sparsity
+
+    def prune(model):
+        if cfg.prune_sparsity is None:
+            return model
+        return sparsity.wrap(model, sparsity=cfg.prune_sparsity, begin_step=int(0.1 * total_steps),
+                             end_step=int(0.8 * total_steps))
+
+    if cfg.joint_large_head:
+        objective = objectives.Joint(recipe.model, loss_fn, large=cfg.joint_large_head, alpha=cfg.distill_alpha,
+                                     name=recipe.name)
+        model = objective.model
+    else:
+        model = nets.build(recipe.model, name=recipe.name)
+    if cfg.init_from:
+        source = nets.load(_finished_run(cfg.init_from) / "model.keras")
+        try:
+            nets.copy_weights(source, model, missing_ok=cfg.joint_large_head is not None)
+        except ValueError as err:
+            raise fail(cfg.init_from, f"cannot start from this run: {err}") from None
+    if cfg.joint_large_head:
+        objective.model = prune(model)
+        return objective
+    if cfg.teacher:
+        teacher = nets.load(_finished_run(cfg.teacher) / "model.keras")
+        return objectives.Distill(prune(model), loss_fn, teacher, alpha=cfg.distill_alpha,
+                                  features=cfg.distill_features)
+    return objectives.Plain(prune(model), loss_fn)
+
+
+def _channel_prune(cfg: TrainConfig) -> dict:
+    """--channel_prune RUN: the source run's recipe and weights, pruned round by round into a new run."""
+    from tflite_isp import channel_prune, nets, recipes
+
+    clash = [f"--{k}" for k in ("resume", "teacher", "joint_large_head", "prune_sparsity", "init_from")
+             if getattr(cfg, k)]
+    if clash:
+        raise UserError(f"--channel_prune does not combine with {', '.join(clash)}")
+    source = _finished_run(cfg.channel_prune)
+    recipe = recipes.load_recipe(source / "recipe.json")
+    return channel_prune.run(resolve(cfg, recipe), source, recipe, nets.load(source / "model.keras"))
+
+
+def _compression(cfg: TrainConfig) -> dict:
+    keys = ("init_from", "prune_sparsity", "teacher", "distill_alpha", "distill_features", "joint_large_head")
+    used = {k: getattr(cfg, k) for k in keys if getattr(cfg, k) not in (None, 0.0)}
+    if not (cfg.teacher or cfg.joint_large_head):
+        used.pop("distill_alpha", None)
+    return {"compression": used} if used else {}
+
+
+def _tag(cfg: TrainConfig) -> str:
+    """Run-directory suffix naming the compression used."""
+    if cfg.joint_large_head:
+        return "-joint"
+    if cfg.teacher:
+        return "-distilled"
+    if cfg.prune_sparsity:
+        return f"-sparse{round(100 * cfg.prune_sparsity)}"
+    return ""
 
 
 def _train_section(cfg: TrainConfig) -> dict:

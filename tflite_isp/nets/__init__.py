@@ -57,12 +57,36 @@ def build(model_section: dict, *, height=None, width=None, batch=None, name=None
     return keras.Model(inputs, outputs, name=name or arch)
 
 
-def copy_weights(src: keras.Model, dst: keras.Model) -> keras.Model:
-    """Copy weights layer by layer, by name (``dst`` may add weightless layers such as Normalise)."""
+def copy_weights(src: keras.Model, dst: keras.Model, *, missing_ok: bool = False) -> keras.Model:
+    """Copy weights layer by layer, by name (``dst`` may add weightless layers such as Normalise).
+
+    ``missing_ok`` leaves ``dst`` layers that ``src`` lacks as initialised; a shape mismatch is a ValueError.
+    """
+    names = {layer.name for layer in src.layers}
     for layer in dst.layers:
-        if layer.weights:
-            layer.set_weights(src.get_layer(layer.name).get_weights())
+        if not layer.weights or (missing_ok and layer.name not in names):
+            continue
+        if layer.name not in names:
+            raise ValueError(f"the source model has no layer {layer.name!r}")
+        values = src.get_layer(layer.name).get_weights()
+        shapes = [tuple(w.shape) for w in layer.get_weights()]
+        if [tuple(v.shape) for v in values] != shapes:
+            raise ValueError(f"layer {layer.name!r} has weights {[tuple(v.shape) for v in values]} in the source "
+                             f"but {shapes} here (another architecture or width?)")
+        layer.set_weights(values)
     return dst
 
 
-__all__ = ["ARCHITECTURES", "CUSTOM_OBJECTS", "Normalise", "PixelShuffle", "build", "copy_weights", "input_multiple"]
+def load(path) -> keras.Model:
+    """A saved ``.keras`` model with the project's layers; a file Keras cannot read is a one-line error."""
+    from tflite_isp.errors import fail
+
+    try:
+        return keras.models.load_model(str(path), custom_objects=CUSTOM_OBJECTS, compile=False)
+    except Exception as err:  # Keras raises many types for a foreign or damaged file
+        raise fail(path, f"cannot load the Keras model ({type(err).__name__}: {str(err).splitlines()[0]})") \
+            from None
+
+
+__all__ = ["ARCHITECTURES", "CUSTOM_OBJECTS", "Normalise", "PixelShuffle", "build", "copy_weights", "input_multiple",
+           "load"]

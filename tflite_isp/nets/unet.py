@@ -1,4 +1,5 @@
-"""SID U-Net (Chen et al., CVPR 2018), with a width multiplier and a depthwise-separable switch.
+"""SID U-Net (Chen et al., CVPR 2018), with a width multiplier, a depthwise-separable switch and
+per-layer channel counts (what structured channel pruning leaves).
 
 Encoder: two 3x3 convs + LeakyReLU(0.2) per level, 2x2 max-pool. Decoder: 2x2 stride-2
 transposed conv (no bias, linear), concatenate with the skip, two 3x3 convs. Head: 1x1 conv
@@ -19,31 +20,60 @@ def _conv(x, channels, separable, name):
     return L.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
 
 
-def _block(x, channels, separable, name):
-    x = _conv(x, channels, separable, f"{name}a")
-    return _conv(x, channels, separable, f"{name}b")
-
-
 def scaled_widths(widths, width_multiplier: float):
     """Channel counts after the width multiplier (at least 4 each)."""
     return [max(4, int(round(w * width_multiplier))) for w in widths]
 
 
-def unet(inputs, *, widths=(32, 64, 128, 256, 512), width_multiplier=1.0, separable=False):
-    """Packed RAW -> RGB at twice the packed resolution (7,760,268 parameters at width 1)."""
+def layer_widths(widths, width_multiplier=1.0, channels=None) -> dict:
+    """Output channels of every prunable layer by name (conv{L}a/b, up{L}); ``channels`` overrides."""
     widths = scaled_widths(widths, width_multiplier)
+    n = len(widths)
+    out = {}
+    for level, c in enumerate(widths, start=1):
+        out[f"conv{level}a"] = out[f"conv{level}b"] = c
+    for level, c in enumerate(reversed(widths[:-1]), start=n + 1):
+        out[f"up{level}"] = out[f"conv{level}a"] = out[f"conv{level}b"] = c
+    for name, c in (channels or {}).items():
+        if name not in out:
+            raise ValueError(f"unet has no layer {name!r} to set channels of (layers: {', '.join(out)})")
+        if not isinstance(c, int) or c < 1:
+            raise ValueError(f"channels of {name} must be a positive integer, not {c!r}: "
+                             "a layer cannot lose every filter")
+        out[name] = c
+    return out
+
+
+def encoder(inputs, *, widths, separable, width_of):
+    """Levels 1..n: returns the bottleneck and the skips (finest first)."""
     x, skips = inputs, []
-    for level, c in enumerate(widths[:-1], start=1):
-        x = _block(x, c, separable, f"conv{level}")
+    for level in range(1, len(widths)):
+        x = _conv(x, width_of[f"conv{level}a"], separable, f"conv{level}a")
+        x = _conv(x, width_of[f"conv{level}b"], separable, f"conv{level}b")
         skips.append(x)
         x = L.MaxPool2D(2, padding="same", name=f"pool{level}")(x)
-    x = _block(x, widths[-1], separable, f"conv{len(widths)}")
-    for level, (c, skip) in enumerate(zip(reversed(widths[:-1]), reversed(skips)), start=len(widths) + 1):
-        x = L.Conv2DTranspose(c, 2, strides=2, padding="same", use_bias=False, name=f"up{level}")(x)
-        x = L.Concatenate(name=f"concat{level}")([x, skip])
-        x = _block(x, c, separable, f"conv{level}")
-    x = L.Conv2D(12, 1, name="head")(x)
-    return PixelShuffle(2, name="pixel_shuffle")(x)
+    n = len(widths)
+    x = _conv(x, width_of[f"conv{n}a"], separable, f"conv{n}a")
+    return _conv(x, width_of[f"conv{n}b"], separable, f"conv{n}b"), skips
+
+
+def decoder(x, skips, *, widths, separable, width_of, prefix=""):
+    """Up-sampling path and head; ``prefix`` names a second decoder on the same encoder."""
+    for level, skip in enumerate(reversed(skips), start=len(widths) + 1):
+        x = L.Conv2DTranspose(width_of[f"up{level}"], 2, strides=2, padding="same", use_bias=False,
+                              name=f"{prefix}up{level}")(x)
+        x = L.Concatenate(name=f"{prefix}concat{level}")([x, skip])
+        x = _conv(x, width_of[f"conv{level}a"], separable, f"{prefix}conv{level}a")
+        x = _conv(x, width_of[f"conv{level}b"], separable, f"{prefix}conv{level}b")
+    x = L.Conv2D(12, 1, name=f"{prefix}head")(x)
+    return PixelShuffle(2, name=f"{prefix}pixel_shuffle")(x)
+
+
+def unet(inputs, *, widths=(32, 64, 128, 256, 512), width_multiplier=1.0, separable=False, channels=None):
+    """Packed RAW -> RGB at twice the packed resolution (7,760,268 parameters at width 1)."""
+    width_of = layer_widths(widths, width_multiplier, channels)
+    x, skips = encoder(inputs, widths=widths, separable=separable, width_of=width_of)
+    return decoder(x, skips, widths=widths, separable=separable, width_of=width_of)
 
 
 def input_multiple(widths=(32, 64, 128, 256, 512), **_):
