@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/suite.py --quick               # smoke check: 1 round, 3 runs (a few minutes)
     .venv/bin/python benchmarks/suite.py --models smallnet,sid_unet --precisions fp32,int8 --threads 2
 
-What it measures, per model (smallnet, punet, sid_unet) and precision (fp32, fp16, int8):
+What it measures, per zoo model (smallnet, punet, sid_unet, csanet) and precision (fp32, fp16, int8):
 
 - the ``.tflite`` file's size, its parameters (elements of the constant weight and bias tensors, counted from
   the flatbuffer) and its multiply-accumulates per Full HD frame (``tflite_file.count_macs``);
@@ -55,8 +55,8 @@ from bench_machine import generated_by, load_average, machine_info  # noqa: E402
 
 from tflite_isp import atomic  # noqa: E402
 from tflite_isp.errors import UserError, run_cli  # noqa: E402
+from tflite_isp.zoo import ZOO_MODELS as MODELS  # noqa: E402
 
-MODELS = ("smallnet", "punet", "sid_unet")
 PRECISIONS = ("fp32", "fp16", "int8")
 GEMM = (1024, 4096, 4096)  # (M, K, N): activations M x K times constant weights K x N
 PEAK_FAMILY = {"fp32": "fp32", "fp16": "fp32", "int8": "int8"}  # which GEMM peak a precision is compared with

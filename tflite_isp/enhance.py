@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tflite_isp import tiling
 from tflite_isp.errors import UserError, fail
 
 RAW_SUFFIXES = (".dng", ".arw", ".nef", ".nrw", ".cr2", ".cr3", ".crw", ".raf", ".orf", ".rw2", ".pef", ".srw",
@@ -134,8 +135,7 @@ def plan(export: Export, packed_hw: tuple, budget_mb: float, base_mb: float) -> 
 
 def margin_for(export: Export, tile: tuple) -> int:
     """The overlap per side: the receptive radius (exact stitching), at most a quarter of the tile."""
-    radius = export.radius if math.isfinite(export.radius) else 64
-    return int(min(math.ceil(radius), min(tile) // 4))
+    return tiling.exact_margin(export.radius, tile)
 
 
 # --- One frame ------------------------------------------------------------------------------------------------------
@@ -167,7 +167,6 @@ def model_input(export: Export, frame, ratio: float) -> np.ndarray:
 
 def enhance_frame(export: Export, packed: np.ndarray, tile: tuple, margin: int, threads: int = 2) -> np.ndarray:
     """Packed input (h, w, 4) -> RGB (2h, 2w, 3) in [0, 1], tiled through the refitted file."""
-    from tflite_isp import tiling
     from tflite_isp.runtime import Runner
 
     runner = Runner(refit(export, tile), threads=threads)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from absl import flags
 
-from tflite_isp import cli, leaderboard
+from tflite_isp import cli, leaderboard, zoo
 from tflite_isp.entries import Entry, make_entry, model_files, unique_names
 from tflite_isp.errors import UserError, fail
 
@@ -30,12 +30,13 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("split", "test", "Dataset split to score on.")
 flags.DEFINE_string("runtime", "local", "Runtime source: local, adb[:SERIAL][:DELEGATE] or jetson:HOST.")
 flags.DEFINE_string("runtime_json", None, "Runtimes measured elsewhere (schema: tflite_isp/runtimes.py).")
-flags.DEFINE_integer("tile_margin", 32, "Tile overlap per side in packed pixels for images larger than the model.")
+flags.DEFINE_integer("tile_margin", None, "Tile overlap per side in packed pixels for images larger than the model "
+                                         "(default: the file's receptive radius, at most a quarter of the tile).")
 flags.DEFINE_integer("max_images", 0, "Score only the first N images of the split (0: all).")
 flags.DEFINE_integer("report_images", 3, "Test images shown as side-by-side crops in the report.")
 flags.DEFINE_boolean("baseline", True, "Include the classical LibRaw ISP row.")
 flags.DEFINE_boolean("zoo", False, "Train (if needed), export and score the built-in models on the embedded data.")
-flags.DEFINE_list("zoo_models", ["smallnet", "punet", "sid_unet"], "Built-in models --zoo trains and scores.")
+flags.DEFINE_list("zoo_models", list(zoo.ZOO_MODELS), "Built-in models --zoo trains and scores.")
 flags.DEFINE_integer("zoo_steps", 0, "Cap each --zoo model's training at N steps (0: the recipe's schedule).")
 
 FRAMEWORK = "TFLite (LiteRT, XNNPACK)"
@@ -52,7 +53,7 @@ class ScoreConfig:
     threads: int = 2
     runs: int = 20
     warmup: int = 3
-    tile_margin: int = 32
+    tile_margin: int | None = None  # None: the file's receptive radius
     max_images: int = 0
     report_images: int = 3
     baseline: bool = True
@@ -204,7 +205,7 @@ class Scorer:
 
     def quality(self, entry: Entry) -> dict:
         """PSNR/SSIM of one file over the split (whole images, tiled), with scoring time and throughput."""
-        from tflite_isp import nets, tiling
+        from tflite_isp import nets, tflite_file, tiling
         from tflite_isp.runtime import Runner
 
         blacks, whites = check_fits(entry, self.split)
@@ -214,13 +215,18 @@ class Scorer:
         multiple = nets.input_multiple(entry.recipe.model)
         started = time.perf_counter()
 
+        margin = self.cfg.tile_margin
+        if margin is None:
+            margin = tiling.exact_margin(tflite_file.receptive_radius(tflite_file.read(entry.path)), tile) \
+                if tile else 0
+
         def render(i, pair, mosaic):
             x = model_input(entry, self.split, mosaic, blacks[i], whites[i], pair.ratio)
-            return tiling.run_tiled(runner, x, tile, margin=self.cfg.tile_margin, multiple=multiple)
+            return tiling.run_tiled(runner, x, tile, margin=margin, multiple=multiple)
 
         quality = self._quality(entry.name, render)
         seconds = time.perf_counter() - started
-        quality["details"] = {"tile": list(tile) if tile else None, "tile_margin": self.cfg.tile_margin,
+        quality["details"] = {"tile": list(tile) if tile else None, "tile_margin": margin,
                               "scoring_seconds": round(seconds, 2),
                               "images_per_s": round(len(self.split.pairs) / seconds, 3), "ops": entry.details["ops"]}
         return quality
@@ -330,8 +336,6 @@ def main(argv) -> int:
     def body(_):
         models = argv[1:]
         if FLAGS.zoo:
-            from tflite_isp import zoo
-
             if models:
                 raise UserError("--zoo trains, exports and scores the built-in models; give no MODEL with it")
             board = zoo.run(config_from_flags(()), run, models=tuple(FLAGS.zoo_models), steps=FLAGS.zoo_steps,

@@ -10,11 +10,20 @@ one: no blending, no seams. Tile origins stay on multiples of the network's inpu
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 DEFAULT_MARGIN = 32  # packed pixels per side (64 RAW pixels)
+UNBOUNDED_MARGIN = 64  # for a net whose receptive field is the whole image (global pooling): never exact
+
+
+def exact_margin(radius: float, tile) -> int:
+    """The overlap per side for a net of receptive ``radius`` (packed px): the radius, so stitching equals
+    whole-frame inference, at most a quarter of the tile (as :func:`axis_spans` allows)."""
+    radius = radius if math.isfinite(radius) else UNBOUNDED_MARGIN
+    return int(min(math.ceil(radius), min(tile) // 4))
 
 
 @dataclass(frozen=True)
@@ -86,4 +95,4 @@ def tile_count(shape, tile, *, margin: int = DEFAULT_MARGIN, multiple: int = 1) 
     return len(axis_spans(ph, tile[0], margin, multiple)) * len(axis_spans(pw, tile[1], margin, multiple))
 
 
-__all__ = ["DEFAULT_MARGIN", "Span", "axis_spans", "run_tiled", "tile_count"]
+__all__ = ["DEFAULT_MARGIN", "UNBOUNDED_MARGIN", "Span", "axis_spans", "exact_margin", "run_tiled", "tile_count"]

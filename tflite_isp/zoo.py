@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-ZOO_MODELS = ("smallnet", "punet", "sid_unet")
+ZOO_MODELS = ("smallnet", "punet", "sid_unet", "csanet")
 ZOO_DIR = Path("runs/zoo")
 PRECISIONS = ("fp32", "int8")
 
