@@ -47,3 +47,13 @@ class Normalise(keras.layers.Layer):
 
 
 CUSTOM_OBJECTS = {"PixelShuffle": PixelShuffle, "Normalise": Normalise}
+
+
+def conv3x3(x, channels: int, *, separable: bool, name: str, **kwargs):
+    """A 3x3 'same' convolution, or its depthwise-separable form (3x3 depthwise ``name_dw`` + 1x1 pointwise
+    ``name_pw``); a 4-channel packed input always gets the full conv (separating it saves nothing)."""
+    if separable and x.shape[-1] > 4:
+        x = keras.layers.DepthwiseConv2D(3, padding="same", name=f"{name}_dw")(x)
+        return keras.layers.Conv2D(channels, 1, name=f"{name}_pw", **kwargs)(x)
+    return keras.layers.Conv2D(channels, 3, padding="same", name=name, **kwargs)(x)
+

@@ -5,19 +5,15 @@ bottleneck of four blocks with two residual adds, 3x3 stride-2 transposed convs,
 transposed conv to full resolution and a tanh head scaled to 0.58*tanh + 0.5.
 """
 from tflite_isp._tf import keras
+from tflite_isp.nets.layers import conv3x3
 
 L = keras.layers
 _INIT = dict(kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.01, seed=1),
              bias_initializer=keras.initializers.Constant(0.01))
 
 
-def _conv(x, c, name):
-    x = L.Conv2D(c, 3, padding="same", name=name, **_INIT)(x)
-    return L.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
-
-
-def _block(x, c, name):
-    return _conv(_conv(x, c, f"{name}a"), c, f"{name}b")
+def _conv(x, c, name, separable):
+    return L.LeakyReLU(0.2, name=f"{name}_lrelu")(conv3x3(x, c, separable=separable, name=name, **_INIT))
 
 
 def _up(x, c, name):
@@ -26,9 +22,16 @@ def _up(x, c, name):
     return L.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
 
 
-def punet(inputs, *, base=16):
-    """Packed RAW -> RGB at twice the packed resolution (5,725,199 parameters at base 16)."""
-    b = base
+def punet(inputs, *, base=16, width_multiplier=1.0, separable=False):
+    """Packed RAW -> RGB at twice the packed resolution (5,725,199 parameters at base 16).
+
+    ``width_multiplier`` scales every width (base x multiplier, at least 4); ``separable`` makes every 3x3 conv
+    but the first depthwise-separable (the transposed convs stay full)."""
+    b = max(4, int(round(base * width_multiplier)))
+
+    def _block(x, c, name):
+        return _conv(_conv(x, c, f"{name}a", separable), c, f"{name}b", separable)
+
     c1 = _block(inputs, b, "enc1")
     c2 = _block(L.MaxPool2D(2, name="pool1")(c1), 2 * b, "enc2")
     c3 = _block(L.MaxPool2D(2, name="pool2")(c2), 4 * b, "enc3")

@@ -6,18 +6,13 @@ transposed conv (no bias, linear), concatenate with the skip, two 3x3 convs. Hea
 to 12 channels and pixel shuffle x2 -> RGB at full sensor resolution.
 """
 from tflite_isp._tf import keras
-from tflite_isp.nets.layers import PixelShuffle
+from tflite_isp.nets.layers import PixelShuffle, conv3x3
 
 L = keras.layers
 
 
 def _conv(x, channels, separable, name):
-    if separable and x.shape[-1] > 4:
-        x = L.DepthwiseConv2D(3, padding="same", name=f"{name}_dw")(x)
-        x = L.Conv2D(channels, 1, name=f"{name}_pw")(x)
-    else:
-        x = L.Conv2D(channels, 3, padding="same", name=name)(x)
-    return L.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
+    return L.LeakyReLU(0.2, name=f"{name}_lrelu")(conv3x3(x, channels, separable=separable, name=name))
 
 
 def scaled_widths(widths, width_multiplier: float):
