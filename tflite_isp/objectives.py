@@ -57,8 +57,12 @@ class Plain:
 
 def feature_layer(model):
     """The tensor feeding the model's last convolution: the features its output is made from."""
-    convs = [layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))
-             and not isinstance(layer, keras.layers.DepthwiseConv2D)]
+    def is_conv(layer):
+        layer = getattr(layer, "layer", layer)  # through a pruning wrapper
+        return isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)) and \
+            not isinstance(layer, keras.layers.DepthwiseConv2D)
+
+    convs = [layer for layer in model.layers if is_conv(layer)]
     if not convs:
         raise UserError(f"{model.name} has no convolution to take distillation features from")
     return convs[-1].input
