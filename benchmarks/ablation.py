@@ -1,6 +1,6 @@
 """One command, one table: SID U-Net compression ablation on the embedded low-light data, short schedules.
 
-    .venv/bin/python benchmarks/ablation.py                 # every row, 200-step schedules; 23 min on 2 cores
+    .venv/bin/python benchmarks/ablation.py                 # every row, 200-step schedules; 17 min on 2 cores
     .venv/bin/python benchmarks/ablation.py --quick         # smoke check: 4-step schedules, 2 test images (about 5 min)
     .venv/bin/python benchmarks/ablation.py --steps 400 --rows baseline,separable,qat
 
