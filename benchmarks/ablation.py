@@ -27,7 +27,7 @@ learning rate and schedule); the pruning rows and QAT spend it fine-tuning the b
 (PSNR / SSIM on the whole test split, the runtime at Full HD: ``runtimes.full_hd_plan`` +
 ``timing.measure_subprocess``, LiteRT + XNNPACK, the same method as ``suite.py``; MAI 2021 score). Size, parameters
 and MACs per Full HD frame (544x960 packed) are read from the ``.tflite`` (``suite.describe``:
-``tflite_file.count_macs``).
+``flatbuffer.count_macs``).
 
 All work happens in subprocesses with the venv's Python, in ``--build-dir`` (default ``build/ablation``): runs
 under ``runs/<row>``, exports under ``exports/<row>``, scores under ``scores/<row>``. A finished step is reused on
@@ -53,8 +53,8 @@ for p in (REPO, HERE):
 
 from bench_machine import generated_by, load_average, machine_info  # noqa: E402
 
-from tflite_isp import atomic  # noqa: E402
-from tflite_isp.errors import UserError, run_cli  # noqa: E402
+from tflite_isp.core import atomic  # noqa: E402
+from tflite_isp.core.errors import UserError, run_cli  # noqa: E402
 
 ROWS = {
     "baseline": "SID U-Net (baseline)",
@@ -306,7 +306,7 @@ def latency_pass(report: dict, args, save) -> None:
 
     from suite import litert, wait_for_quiet
 
-    from tflite_isp import leaderboard
+    from tflite_isp.score import leaderboard
 
     keys = [k for k, e in report["rows"].items() if e.get("complete")]
     for e in report["rows"].values():
@@ -377,6 +377,7 @@ def markdown(report: dict) -> str:
              "| row | params | GMAC / Full HD | .tflite | latency ms (median, p95) | PSNR dB | SSIM | MAI score | "
              "val PSNR dB (Keras) | notes |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+
     def timing(e):  # (median, p95, MAI score): the latency pass's when done, else score's own measurement
         lat, sc = e.get("latency") or {}, e.get("score") or {}
         if "median_ms" in lat:
@@ -429,7 +430,7 @@ def markdown(report: dict) -> str:
               "steps; ranks between close rows here can change with a longer one.",
               f"- Every row is a full-integer INT8 `.tflite` (int8 IO, per-channel weights, "
               f"{s['calibration_images']} calibration images) with a fixed 1×544×960×4 input (Full HD). *params* "
-              "and *GMAC / Full HD* are read from the file (`tflite_file.count_macs`; elements of the constant "
+              "and *GMAC / Full HD* are read from the file (`flatbuffer.count_macs`; elements of the constant "
               "weight and bias tensors). Magnitude pruning stores zeros, so its size, MACs and latency equal the "
               "baseline's; only the structured (channel) and the architectural rows remove work.",
               f"- *PSNR*, *SSIM*: `python -m tflite_isp.score` on the {test.get('split', 'test')} split "

@@ -40,8 +40,8 @@ if str(REPO) not in sys.path:  # run from a checkout without installing
 
 from bench_machine import generated_by, load_average, machine_info  # noqa: E402
 
-from tflite_isp import atomic  # noqa: E402
-from tflite_isp.errors import UserError, run_cli  # noqa: E402
+from tflite_isp.core import atomic  # noqa: E402
+from tflite_isp.core.errors import UserError, run_cli  # noqa: E402
 
 DEFAULT_MODELS = "smallnet,sid_unet,punet"
 DEFAULT_PRECISIONS = "fp32,fp16,dynamic,int8,int16x8"
@@ -131,7 +131,7 @@ def parse_args(argv):
 # --- Machine description ---------------------------------------------------------------------
 
 def machine_extras() -> dict:
-    from tflite_isp._tf import tf
+    from tflite_isp.core.tf import tf
 
     return {"gpus": [d.name for d in tf.config.list_physical_devices("GPU")]}
 
@@ -143,7 +143,7 @@ def smooth_inputs(n: int, height: int, width: int, seed: int) -> list:
     exposure plus a little fine noise (plausible packed RAW; latency does not depend on it)."""
     import numpy as np
 
-    from tflite_isp._tf import tf
+    from tflite_isp.core.tf import tf
 
     rng = np.random.default_rng(seed)
     out = []
@@ -157,19 +157,21 @@ def smooth_inputs(n: int, height: int, width: int, seed: int) -> list:
 
 def load_model(name: str, args):
     """(recipe, Keras model, source description) with a dynamic or (H, W) input."""
-    from tflite_isp import export, nets, recipes
-    from tflite_isp._tf import keras
+    from tflite_isp.export import cli as export
+    from tflite_isp.nets import architectures
+    from tflite_isp.nets import recipes
+    from tflite_isp.core.tf import keras
 
     run_dir = args.run_dirs.get(name)
     if run_dir is None:
         recipe = recipes.load_recipe(name)
         keras.utils.set_random_seed(args.seed)
-        return recipe, nets.build(recipe.model, name=recipe.name), "random weights (recipe)"
+        return recipe, architectures.build(recipe.model, name=recipe.name), "random weights (recipe)"
     recipe, model, _ = export.load_source(run_dir)
     fixed = tuple(model.input_shape[1:3])
     if any(d is not None for d in fixed) and fixed != (args.height, args.width):
         # Saved at a fixed training size: the same weights in a dynamic-size network.
-        model = nets.copy_weights(model, nets.build(recipe.model, name=recipe.name))
+        model = architectures.copy_weights(model, architectures.build(recipe.model, name=recipe.name))
     return recipe, model, f"trained: {run_dir}/model.keras"
 
 
@@ -188,17 +190,20 @@ def _percentile(values, q: float) -> float:
 def measure_model(name: str, args, table: dict) -> dict:
     import numpy as np
 
-    from tflite_isp import convert, nets, runtime, tflite_file
+    from tflite_isp.export import convert
+from tflite_isp.run import flatbuffer
+    from tflite_isp.nets import architectures
+    from tflite_isp.run import litert as runtime
     from tflite_isp.nets.stats import count_macs, count_params
 
     h, w = args.height, args.width
     load_start = load_average()
     recipe, model, source = load_model(name, args)
-    multiple = nets.input_multiple(recipe.model)
+    multiple = architectures.input_multiple(recipe.model)
     if h % multiple or w % multiple:
         raise UserError(f"{name}: --size {h}x{w} is not a multiple of {multiple}, which {name} needs")
     params = count_params(model)
-    macs = count_macs(nets.build(recipe.model, height=h, width=w, batch=1))
+    macs = count_macs(architectures.build(recipe.model, height=h, width=w, batch=1))
     log(f"[{name}] {params:,} parameters, {macs / 1e9:.2f} GMAC per {h}x{w}x4 frame ({source})")
 
     inputs = smooth_inputs(args.calibration, h, w, args.seed)
@@ -229,7 +234,7 @@ def measure_model(name: str, args, table: dict) -> dict:
             continue
         entry["conversion_s"] = round(time.perf_counter() - t0, 2)
         entry["size_bytes"] = len(data)
-        parsed = tflite_file.parse(data, f"{name}-{p}.tflite")
+        parsed = flatbuffer.parse(data, f"{name}-{p}.tflite")
         entry["ops"] = parsed.op_counts()
         if precision.integer:  # ops left in float (allow_float_ops), bar the conversions themselves
             entry["float_ops"] = sorted({op.name for op in parsed.ops if op.name not in ("QUANTIZE", "DEQUANTIZE")
@@ -452,7 +457,8 @@ def main(argv=None) -> int:
     except OSError as err:
         raise UserError(f"{out}: cannot create the results folder ({err.strerror or err})") from None
 
-    from tflite_isp import convert, recipes
+    from tflite_isp.export import convert
+    from tflite_isp.nets import recipes
 
     table = convert.precisions()
     for p in args.precisions:

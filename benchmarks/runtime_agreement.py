@@ -41,8 +41,9 @@ if str(REPO) not in sys.path:  # run from a checkout without installing
 
 from bench_machine import generated_by, load_average, machine_info  # noqa: E402
 
-from tflite_isp import atomic, timing  # noqa: E402
-from tflite_isp.errors import UserError, run_cli  # noqa: E402
+from tflite_isp.core import atomic  # noqa: E402
+from tflite_isp.run import timing  # noqa: E402
+from tflite_isp.core.errors import UserError, run_cli  # noqa: E402
 
 THEIRS = "ai_edge_litert.tools.benchmark_litert_model"
 DEFAULT_MODELS, DEFAULT_PRECISIONS = "smallnet,sid_unet,punet", "fp32,int8"
@@ -99,8 +100,10 @@ def make_models(args) -> list:
     """Build the recipes' networks at a fixed (1, H, W, 4) input and convert each precision; the file paths."""
     import numpy as np
 
-    from tflite_isp import convert, nets, recipes
-    from tflite_isp._tf import keras
+    from tflite_isp.export import convert
+    from tflite_isp.nets import architectures
+    from tflite_isp.nets import recipes
+    from tflite_isp.core.tf import keras
 
     table = convert.precisions()
     unknown = [p for p in args.precisions if p not in table]
@@ -117,7 +120,7 @@ def make_models(args) -> list:
         if not todo:
             continue
         keras.utils.set_random_seed(0)
-        model = nets.build(recipe.model, height=h, width=w, batch=1, name=recipe.name)
+        model = architectures.build(recipe.model, height=h, width=w, batch=1, name=recipe.name)
         for p in todo:
             path = Path(args.make_dir) / f"{name}_{p}" / "model.tflite"
             log(f"[make] {name} {p}: converting at 1x{h}x{w}x4")

@@ -31,7 +31,7 @@ if str(REPO) not in sys.path:  # run from a checkout without installing
 
 from bench_machine import load_average, machine_info  # noqa: E402
 
-from tflite_isp import atomic  # noqa: E402
+from tflite_isp.core import atomic  # noqa: E402
 
 FULL_HD = (1088, 1920)  # RAW pixels
 
@@ -44,10 +44,10 @@ def make_full_hd_set(root: Path, n: int) -> Path:
     """A mai21-layout test split of ``n`` Full HD pairs wrapped from the embedded ISP test pairs."""
     import imageio.v3 as iio
 
-    from tflite_isp import datasets, pipeline, synth
+    from tflite_isp.data import layouts, pipeline, synth
 
     source = synth.ensure_embedded("isp")
-    split = datasets.open_split("mai21", source, "test")
+    split = layouts.open_split("mai21", source, "test")
     for sub in ("mediatek_raw", "fujifilm"):
         (root / "test" / sub).mkdir(parents=True, exist_ok=True)
     (root / "sensor.json").write_text((Path(source) / "sensor.json").read_text())
@@ -63,15 +63,17 @@ def make_full_hd_set(root: Path, n: int) -> Path:
 def export_model(name: str, work: Path, data: Path, precisions) -> Path:
     """A random-weight run of recipe ``name`` on ISP data (``data``: calibrates the INT8 file), exported at
     Full HD; returns its export root."""
-    from tflite_isp import export, nets, recipes
-    from tflite_isp._tf import keras
+    from tflite_isp.export import cli as export
+    from tflite_isp.nets import architectures
+    from tflite_isp.nets import recipes
+    from tflite_isp.core.tf import keras
 
     recipe = recipes.load_recipe(name)
     recipe = recipes.Recipe.from_dict({**recipe.to_dict(), "task": "isp"})
     run = work / "runs" / name
     run.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(0)
-    nets.build(recipe.model, name=recipe.name).save(str(run / "model.keras"))
+    architectures.build(recipe.model, name=recipe.name).save(str(run / "model.keras"))
     (run / "recipe.json").write_text(json.dumps(recipe.to_dict()))
     (run / "run.json").write_text(json.dumps({"config": {}, "data": {"layout": "mai21", "root": str(data)}}))
     export.run(export.ExportConfig(source=str(run), precisions=tuple(precisions), calibration_images=8,
@@ -81,8 +83,10 @@ def export_model(name: str, work: Path, data: Path, precisions) -> Path:
 
 def parts(scorer, entry, split) -> dict:
     """Decode, one inference and the metrics, each timed alone on the same images (ms per image)."""
-    from tflite_isp import metrics, pipeline, score
-    from tflite_isp.runtime import Runner
+    from tflite_isp.core import metrics
+    from tflite_isp.data import pipeline
+    from tflite_isp.score import cli as score
+    from tflite_isp.run.litert import Runner
 
     blacks, whites = score.check_fits(entry, split)
     runner = Runner(entry.path, threads=scorer.cfg.threads)
@@ -126,12 +130,13 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = p.parse_args(argv)
 
-    from tflite_isp import datasets, score, synth
+    from tflite_isp.data import layouts, synth
+    from tflite_isp.score import cli as score
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data = make_full_hd_set(work / "fullhd", args.images)
-        split = datasets.open_split("mai21", data, "test")
+        split = layouts.open_split("mai21", data, "test")
         cfg = score.ScoreConfig(models=(), threads=args.threads, report_images=0, log=False)
         scorer = score.Scorer(cfg, split, source=None)
         entries = []

@@ -7,7 +7,7 @@
 What it measures, per zoo model (smallnet, punet, sid_unet, csanet) and precision (fp32, fp16, int8):
 
 - the ``.tflite`` file's size, its parameters (elements of the constant weight and bias tensors, counted from
-  the flatbuffer) and its multiply-accumulates per Full HD frame (``tflite_file.count_macs``);
+  the flatbuffer) and its multiply-accumulates per Full HD frame (``flatbuffer.count_macs``);
 - its latency at Full HD (packed 1x544x960x4; ``runtimes.full_hd_plan``) with LiteRT and the XNNPACK delegate
   at each ``--threads`` count, every measurement in a fresh process (``timing.measure_subprocess``: warm-up
   invokes, then timed ``invoke()`` calls), and the process's peak RSS (VmHWM);
@@ -53,9 +53,9 @@ if str(REPO) not in sys.path:  # run from a checkout without installing
 
 from bench_machine import generated_by, load_average, machine_info  # noqa: E402
 
-from tflite_isp import atomic  # noqa: E402
-from tflite_isp.errors import UserError, run_cli  # noqa: E402
-from tflite_isp.zoo import ZOO_MODELS as MODELS  # noqa: E402
+from tflite_isp.core import atomic  # noqa: E402
+from tflite_isp.core.errors import UserError, run_cli  # noqa: E402
+from tflite_isp.score.zoo import ZOO_MODELS as MODELS  # noqa: E402
 
 PRECISIONS = ("fp32", "fp16", "int8")
 GEMM = (1024, 4096, 4096)  # (M, K, N): activations M x K times constant weights K x N
@@ -130,7 +130,7 @@ def parse_args(argv):
 
 def zoo_file(name: str, precision: str, args) -> Path:
     """The zoo's export of ``name`` at ``precision`` (fp32/int8), trained and exported first when missing."""
-    from tflite_isp import zoo
+    from tflite_isp.score import zoo
 
     root = Path(args.zoo_dir)
     run_dir = root / name
@@ -146,7 +146,7 @@ def zoo_file(name: str, precision: str, args) -> Path:
 
 def fp16_file(name: str, args) -> Path:
     """fp16 export of the zoo run's model.keras into build/suite/<name>/fp16 (reused while newer than the model)."""
-    from tflite_isp import export
+    from tflite_isp.export import cli as export
 
     run_dir = Path(args.zoo_dir) / name
     zoo_file(name, "fp32", args)  # the run must exist (trained if not)
@@ -170,7 +170,7 @@ def gemm_file(precision: str, args) -> Path:
         return path
     import numpy as np
 
-    from tflite_isp._tf import tf
+    from tflite_isp.core.tf import tf
 
     log(f"building {path.name} with TensorFlow")
     rng = np.random.default_rng(0)
@@ -216,12 +216,13 @@ def parameters(model) -> int:
 
 def describe(path: Path) -> dict:
     """Size, parameters, MACs per Full HD frame, ops and IO of one file."""
-    from tflite_isp import runtimes, tflite_file
+    from tflite_isp.run import records as runtimes
+    from tflite_isp.run import flatbuffer
 
-    model = tflite_file.read(path)
+    model = flatbuffer.read(path)
     signature = tuple(model.inputs[0].shape_signature)
     shape, calls = runtimes.full_hd_plan(signature) if len(signature) == 4 else (tuple(model.inputs[0].shape), 1)
-    macs = tflite_file.count_macs(model)
+    macs = flatbuffer.count_macs(model)
     if macs is None:  # a dynamic file: count at nothing static; not the zoo's case
         macs = 0
     return {"file": str(path), "size_bytes": path.stat().st_size, "parameters": parameters(model),
@@ -271,7 +272,7 @@ def invoke_cores(r: dict, invoke_s: float) -> float:
 
 def litert(info: dict, threads: int, runs: int, warmup: int) -> dict:
     """timing.measure_subprocess of one file, plus the process's wall time and the cores it used on average."""
-    from tflite_isp import timing
+    from tflite_isp.run import timing
 
     cpu0, t0 = _children_cpu_s(), time.perf_counter()
     shape = info["shape"] if info["dynamic"] else None
@@ -443,7 +444,7 @@ def markdown(report: dict) -> str:
            "one-run probe; per file in the JSON)")
         + ". *median* = median over rounds of each process's median; *p95* = median over rounds of each "
           "process's p95 (of its timed invokes). Only `invoke()` is timed (random input, set once).",
-        "*GMAC/frame* counts the convolutions' multiply-accumulates at Full HD (`tflite_file.count_macs`); "
+        "*GMAC/frame* counts the convolutions' multiply-accumulates at Full HD (`flatbuffer.count_macs`); "
         "*params* = elements of the constant weight and bias tensors in the file (the Keras count, plus any "
         "constant operands of ADD/MUL). *GMAC/s* = GMAC/frame / median; *% peak* divides it by the GEMM peak "
         "of the same thread count: fp32 and fp16 files by the fp32 GEMM, int8 files by the int8 GEMM.",

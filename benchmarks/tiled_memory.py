@@ -69,9 +69,10 @@ def child(args) -> int:
     t_start = time.perf_counter()
     import numpy as np
 
-    from tflite_isp import bayer, rawio, tiling
-    from tflite_isp.runtime import Runner
-    from tflite_isp.timing import current_rss_mb, peak_rss_mb
+    from tflite_isp.raw import bayer, rawio
+    from tflite_isp.run import tiling
+    from tflite_isp.run.litert import Runner
+    from tflite_isp.run.timing import current_rss_mb, peak_rss_mb
 
     spec = json.loads(Path(args.manifest).read_text())["input"]
     multiple = args.multiple
@@ -141,9 +142,9 @@ def make_dng(path: Path) -> dict:
     import numpy as np
     from skimage.transform import resize
 
-    from tflite_isp import synth
-    from tflite_isp import unprocess as up
-    from tflite_isp.dng import write_dng
+    from tflite_isp.data import synth
+    from tflite_isp.raw import unprocess as up
+    from tflite_isp.raw.dng import write_dng
 
     sensor = synth.ISP_SENSOR
     meta = {"photo": PHOTO, "raw_shape": list(RAW_SIZE), "seed": SEED, "pattern": sensor["pattern"],
@@ -165,7 +166,7 @@ def make_dng(path: Path) -> dict:
 
 def sid_export(args) -> Path:
     """runs/zoo/sid_unet/export/int8, trained and exported by zoo.prepare when missing."""
-    from tflite_isp import zoo
+    from tflite_isp.score import zoo
 
     root = Path(args.zoo_dir)
     folder = root / "sid_unet" / "export" / "int8"
@@ -175,7 +176,7 @@ def sid_export(args) -> Path:
         zoo.prepare("sid_unet", root, data="embedded:isp", steps=args.train_steps, seed=0, log=log)
     missing = [str(p) for p in needed if not p.is_file()]
     if missing:
-        from tflite_isp.errors import UserError
+        from tflite_isp.core.errors import UserError
 
         raise UserError(f"not produced by zoo.prepare: {', '.join(missing)}")
     return folder
@@ -269,7 +270,7 @@ def markdown(report: dict) -> str:
         if radius:
             safe = [mg for mg in s["margins"] if mg >= radius]
             lines.append(f"- The graph's worst-case receptive radius is {radius:.0f} packed px "
-                         "(`tflite_file.receptive_radius`: the deepest path, through the bottleneck). A margin at "
+                         "(`flatbuffer.receptive_radius`: the deepest path, through the bottleneck). A margin at "
                          "least that large gives every kept "
                          "output pixel its whole receptive field, so the tiles reproduce the untiled output for any "
                          "frame"
@@ -296,7 +297,7 @@ def markdown(report: dict) -> str:
               f"- Model: `{s['model_dir']}` (INT8, int8 in/out), {s['threads']} LiteRT threads (XNNPACK, the default "
               f"delegate). Whole frame: the packed frame padded to {padded} (multiple {s['multiple']}) run once "
               "through `tiling.run_tiled(..., tile=None)`, with `model_none.tflite` (dynamic H, W; resized by "
-              "`runtime.Runner`) and with `model.tflite` refitted to that size (`tflite_file.refit`: the "
+              "`runtime.Runner`) and with `model.tflite` refitted to that size (`flatbuffer.refit`: the "
               "input, activation and TRANSPOSE_CONV output shapes scaled; ops, weights and quantisation "
               "untouched). Tiled: `model.tflite` at 544x960 through `tiling.run_tiled` "
               "(tiles per margin: " + ", ".join(f"{k}: {n}" for k, n in s["tiles"].items()) + ").",
@@ -355,7 +356,9 @@ def main(argv=None) -> int:
     import numpy as np
     from bench_machine import load_average, machine_info
 
-    from tflite_isp import atomic, tflite_file, tiling
+    from tflite_isp.core import atomic
+    from tflite_isp.run import flatbuffer
+    from tflite_isp.run import tiling
 
     t_start = time.perf_counter()
     out = Path(args.out)
@@ -363,7 +366,7 @@ def main(argv=None) -> int:
     folder = sid_export(args)
     dng = Path(args.dng)
     frame = make_dng(dng)
-    multiple = tflite_file.input_multiple(tflite_file.read(folder / "model.tflite"))
+    multiple = flatbuffer.input_multiple(flatbuffer.read(folder / "model.tflite"))
     packed = (RAW_SIZE[0] // 2, RAW_SIZE[1] // 2)
     report = {
         "benchmark": "tiled_memory",
@@ -375,7 +378,7 @@ def main(argv=None) -> int:
                                                                  else folder),
                      "threads": args.threads, "margins": args.margins, "multiple": multiple, "tile": list(TILE),
                      "packed_shape": list(packed),
-                     "receptive_radius": tflite_file.receptive_radius(tflite_file.read(folder / "model.tflite")),
+                     "receptive_radius": flatbuffer.receptive_radius(flatbuffer.read(folder / "model.tflite")),
                      "padded_whole": [tiling.padded_size(n, None, multiple) for n in packed],
                      "tiles": {str(mg): tiling.tile_count(packed, TILE, margin=mg, multiple=multiple)
                                for mg in args.margins}},
@@ -391,7 +394,7 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         padded = report["settings"]["padded_whole"]
         fitted = tmp / f"model_{padded[0]}x{padded[1]}.tflite"
-        fitted.write_bytes(tflite_file.refit((folder / "model.tflite").read_bytes(), *padded))
+        fitted.write_bytes(flatbuffer.refit((folder / "model.tflite").read_bytes(), *padded))
         refs = {}
         for name, model in (("whole_none", folder / "model_none.tflite"), ("whole_fixed", fitted)):
             log(f"{name}: {model.name} on the whole frame, {padded[0]}x{padded[1]} packed")
@@ -457,6 +460,6 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     if "--child" in sys.argv:
         sys.exit(main())
-    from tflite_isp.errors import run_cli
+    from tflite_isp.core.errors import run_cli
 
     sys.exit(run_cli(main))

@@ -43,8 +43,8 @@ if str(REPO) not in sys.path:  # run from a checkout without installing
 
 from bench_machine import generated_by, load_average, machine_info  # noqa: E402
 
-from tflite_isp import atomic  # noqa: E402
-from tflite_isp.errors import UserError, run_cli  # noqa: E402
+from tflite_isp.core import atomic  # noqa: E402
+from tflite_isp.core.errors import UserError, run_cli  # noqa: E402
 
 DEFAULT_MODELS = "smallnet,sid_unet,punet"
 MODES = ("real", "streamed", "cached")
@@ -91,7 +91,7 @@ def parse_args(argv):
 # --- Machine and data descriptions ----------------------------------------------------------
 
 def machine_extras() -> dict:
-    from tflite_isp._tf import tf
+    from tflite_isp.core.tf import tf
 
     return {"gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
@@ -102,7 +102,7 @@ def data_info(layout, root, split) -> dict:
     info = {"layout": layout, "root": str(root), "split": split.name, "pairs": len(split.pairs),
             "raw_format": split.raw_format, "pattern": split.pattern}
     if split.raw_format == "png":
-        from tflite_isp.datasets import png_header
+        from tflite_isp.data.layouts import png_header
 
         w, h, depth, _ = png_header(split.pairs[0].raw)
         info["raw_size"] = f"{w}x{h} {depth}-bit PNG"
@@ -119,9 +119,12 @@ def data_info(layout, root, split) -> dict:
 # --- Measurement -----------------------------------------------------------------------------
 
 def measure_model(name: str, args, data) -> dict:
-    from tflite_isp import datasets, nets, pipeline, recipes, train
-    from tflite_isp._tf import keras, tf
-    from tflite_isp.losses import make_loss, parse_loss
+    from tflite_isp.data import layouts, pipeline
+    from tflite_isp.nets import architectures
+    from tflite_isp.nets import recipes
+    from tflite_isp.train import cli as train
+    from tflite_isp.core.tf import keras, tf
+    from tflite_isp.train.losses import make_loss, parse_loss
     from tflite_isp.nets.stats import count_macs, count_params
 
     layout, root, split = data
@@ -129,20 +132,20 @@ def measure_model(name: str, args, data) -> dict:
     explicit = tuple(k for k in ("batch", "patch") if getattr(args, k) is not None)
     cfg = train.resolve(train.TrainConfig(model=name, seed=args.seed, explicit=explicit,
                                           **{k: getattr(args, k) for k in explicit}), recipe)
-    multiple = nets.input_multiple(recipe.model)
+    multiple = architectures.input_multiple(recipe.model)
     train._check(cfg, multiple, recipe)
     loss_fn = make_loss(parse_loss(cfg.loss), vgg_weights=cfg.vgg_weights, patch=cfg.patch)
-    datasets.input_levels(split, recipe.input)  # fails early on a normalisation mismatch
+    layouts.input_levels(split, recipe.input)  # fails early on a normalisation mismatch
 
     strategy = tf.distribute.get_strategy()
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():
-        model = nets.build(recipe.model, name=recipe.name)
+        model = architectures.build(recipe.model, name=recipe.name)
         optimizer = keras.optimizers.Adam(learning_rate=train._schedule(cfg, cfg.epochs * cfg.steps_per_epoch))
     optimizer.build(model.trainable_variables)
     params = count_params(model)
     packed = cfg.patch // 2
-    macs = count_macs(nets.build(recipe.model, height=packed, width=packed, batch=1))
+    macs = count_macs(architectures.build(recipe.model, height=packed, width=packed, batch=1))
 
     @tf.function
     def train_step(it):  # the form of train.py's train_step
@@ -302,13 +305,14 @@ def main(argv=None) -> int:
     except OSError as err:
         raise UserError(f"{out}: cannot create the results folder ({err.strerror or err})") from None
 
-    from tflite_isp import datasets, recipes
+    from tflite_isp.data import layouts
+    from tflite_isp.nets import recipes
 
     for name in args.models:
         recipes.load_recipe(name)  # unknown names fail before any work
     log(f"loading data {args.data}")
-    layout, root = datasets.parse_data_flag(args.data)
-    split = datasets.open_split(layout, root, "train")
+    layout, root = layouts.parse_data_flag(args.data)
+    split = layouts.open_split(layout, root, "train")
     data = (layout, root, split)
 
     report = {

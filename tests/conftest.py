@@ -27,7 +27,7 @@ def isolated_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def isp_data(tmp_path_factory):
     """A small MAI 2021-layout set (the embedded generator, fewer and smaller crops)."""
-    from tflite_isp import synth
+    from tflite_isp.data import synth
 
     return synth.make_isp(tmp_path_factory.mktemp("data") / "isp", crops_per_photo=6, eval_crops_per_photo=3,
                           size=96, seed=1)
@@ -36,7 +36,7 @@ def isp_data(tmp_path_factory):
 @pytest.fixture(scope="session")
 def lowlight_data(tmp_path_factory):
     """A small SID-layout set of real DNG files."""
-    from tflite_isp import synth
+    from tflite_isp.data import synth
 
     return synth.make_lowlight(tmp_path_factory.mktemp("data") / "lowlight", small=True, seed=1)
 
@@ -61,14 +61,16 @@ def run_module(module, *args, env=None, cwd=REPO, timeout=600, check=False):
 
 def make_run(path, name, data, **model):
     """A run directory as train writes one (recipe.json, run.json, model.keras), small weights."""
-    from tflite_isp import datasets, nets, recipes
-    from tflite_isp._tf import keras
+    from tflite_isp.data import layouts
+    from tflite_isp.nets import architectures
+    from tflite_isp.nets import recipes
+    from tflite_isp.core.tf import keras
 
     recipe = recipes.load_recipe(name).with_model(**model)
     keras.utils.set_random_seed(0)
-    net = nets.build(recipe.model, name=recipe.name)
+    net = architectures.build(recipe.model, name=recipe.name)
     path.mkdir(parents=True)
-    layout, root = datasets.parse_data_flag(data)
+    layout, root = layouts.parse_data_flag(data)
     (path / "recipe.json").write_text(json.dumps(recipe.to_dict()))
     (path / "run.json").write_text(json.dumps({"config": {}, "data": {"layout": layout, "root": str(root)}}))
     net.save(str(path / "model.keras"))

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tflite_isp import baseline, bayer, datasets, rawio
-from tflite_isp.errors import UserError
+from tflite_isp.score import baseline
+from tflite_isp.raw import bayer, rawio
+from tflite_isp.data import layouts
+from tflite_isp.core.errors import UserError
 
 ISP_PSNR_FLOOR = 15.0
 ISP_CHROMA_FLOOR = 0.3
@@ -25,7 +27,7 @@ SID_PSNR_FLOOR = 18.0
 
 def _target(pair) -> np.ndarray:
     """The target as training decodes it (imageio/Pillow would drop 16-bit RGB PNGs to 8 bits)."""
-    from tflite_isp.pipeline import decode_target
+    from tflite_isp.data.pipeline import decode_target
 
     return decode_target(pair.target).numpy()
 
@@ -49,12 +51,12 @@ def _bt709_linear(v):
 
 @pytest.fixture(scope="module")
 def isp_split(isp_data):
-    return datasets.open_split("mai21", isp_data, "test")
+    return layouts.open_split("mai21", isp_data, "test")
 
 
 @pytest.fixture(scope="module")
 def sid_split(lowlight_data):
-    return datasets.open_split("sid", lowlight_data, "test")
+    return layouts.open_split("sid", lowlight_data, "test")
 
 
 def test_isp_baseline_sizes_and_quality(isp_split):
@@ -88,7 +90,7 @@ def test_exposure_ratio_multiplies_linear_brightness(sid_split):
 def test_rewritten_dng_renders_like_the_file(lowlight_data, sid_split):
     """The DNG the baseline writes carries the file's levels, WB and colour matrix: ratio 1 = the GT recipe."""
     long = sorted((Path(lowlight_data) / "Sony" / "long").glob("1*.dng"))[0]
-    ours = baseline.render(datasets.Pair(str(long), "", 1.0), sid_split)
+    ours = baseline.render(layouts.Pair(str(long), "", 1.0), sid_split)
     assert _psnr(ours, rawio.render_srgb(long)) > 60.0  # measured 82-122 dB (AHD flips a few edge pixels)
 
 
@@ -109,7 +111,7 @@ def test_gray_world_recovers_known_gains(pattern):
 def test_levels_guessed_without_sensor_json(isp_copy):
     assert baseline.guess_white(np.array([[1000]])) == 1023 and baseline.guess_white(np.array([[1024]])) == 2047
     (isp_copy / "sensor.json").unlink()
-    split = datasets.open_split("mai21", isp_copy, "test")
+    split = layouts.open_split("mai21", isp_copy, "test")
     text = baseline.Baseline().describe(split)
     assert "sRGB primaries" in text and "guessed" in text and "gray-world WB" in text
     pair = split.pairs[0]
@@ -118,7 +120,7 @@ def test_levels_guessed_without_sensor_json(isp_copy):
 
 
 def test_png_mosaic_read_as_training_reads_it(isp_split):
-    from tflite_isp import pipeline
+    from tflite_isp.data import pipeline
 
     pair = isp_split.pairs[0]
     mosaic, _ = pipeline.read_pair(isp_split, pair)

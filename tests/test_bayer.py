@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tflite_isp import bayer
+from tflite_isp.raw import bayer
 
 rng = np.random.default_rng(0)
 
@@ -99,7 +99,7 @@ def test_naive_packed_transforms_break_geometry():
 
 
 def test_tf_and_numpy_share_the_implementation():
-    from tflite_isp._tf import tf
+    from tflite_isp.core.tf import tf
 
     mosaic = rng.integers(0, 1024, size=(10, 10)).astype(np.float32)
     target = rng.random((10, 10, 3)).astype(np.float32)

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from tflite_isp import bench_output as bo
+from tflite_isp.devices import bench_output as bo
 
 # https://github.com/tensorflow/tensorflow/issues/43541 (denoising model, Android native binary, --use_gpu=true;
 # the lines as quoted in the issue)

@@ -5,10 +5,11 @@ import tomllib
 import numpy as np
 import pytest
 
-from tflite_isp import compat, tflite_file
-from tflite_isp._tf import keras, tf
-from tflite_isp.errors import UserError
-from tflite_isp.tflite_file import OpInfo, TensorInfo, TFLiteModel
+from tflite_isp.export import compat
+from tflite_isp.run import flatbuffer
+from tflite_isp.core.tf import keras, tf
+from tflite_isp.core.errors import UserError
+from tflite_isp.run.flatbuffer import OpInfo, TensorInfo, TFLiteModel
 
 SHAPE = (16, 16, 4)
 
@@ -77,7 +78,7 @@ def files(tmp_path_factory):
 
 
 def _model(files, name):
-    return tflite_file.read(files[name])
+    return flatbuffer.read(files[name])
 
 
 # ---- NNAPI / GPU on transposed convolutions ---------------------------------------------------------------------
@@ -239,15 +240,15 @@ def test_bad_files_give_one_line_errors(files, tmp_path):
     cut.write_bytes(data[: len(data) // 3])
     for path in (junk, cut, tmp_path / "missing.tflite"):
         with pytest.raises(UserError) as err:
-            tflite_file.read(path)
+            flatbuffer.read(path)
         message = str(err.value)
         assert message.startswith(str(path)) and "\n" not in message
     with pytest.raises(UserError, match="not a TFLite flatbuffer"):
-        tflite_file.read(junk)
+        flatbuffer.read(junk)
     with pytest.raises(UserError, match="not a TFLite flatbuffer"):
-        tflite_file.read(cut)
+        flatbuffer.read(cut)
     with pytest.raises(UserError, match="<bytes>: not a TFLite flatbuffer"):
-        tflite_file.parse(b"")
+        flatbuffer.parse(b"")
 
 
 def test_target_parsing():

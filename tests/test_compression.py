@@ -19,16 +19,16 @@ def trained_sid(lowlight_data, tmp_path_factory):
 
 
 def _unet(channels=None, separable=False, widths=(8, 16, 32)):
-    from tflite_isp import nets
+    from tflite_isp.nets import architectures
 
     model = {"architecture": "unet", "widths": list(widths), "separable": separable}
     if channels:
         model["channels"] = channels
-    return nets.build(model, height=16, width=16, batch=1)
+    return architectures.build(model, height=16, width=16, batch=1)
 
 
 def _recipe(separable=False):
-    from tflite_isp import recipes
+    from tflite_isp.nets import recipes
 
     return recipes.load_recipe("sid_unet").with_model(widths=[8, 16, 32], separable=separable)
 
@@ -37,8 +37,8 @@ def _recipe(separable=False):
 
 def test_transfer_computes_what_the_surviving_channels_computed():
     """Zeroing the removed filters of the big net must give exactly the small net's output."""
-    from tflite_isp import channel_prune
-    from tflite_isp._tf import keras
+    from tflite_isp.train import channel_prune
+    from tflite_isp.core.tf import keras
 
     keras.utils.set_random_seed(3)
     recipe = _recipe()
@@ -66,7 +66,8 @@ def test_transfer_computes_what_the_surviving_channels_computed():
 
 
 def test_separable_unet_prunes_to_fewer_macs():
-    from tflite_isp import channel_prune, nets
+    from tflite_isp.train import channel_prune
+    from tflite_isp.nets import architectures
     from tflite_isp.nets.stats import count_macs
 
     recipe = _recipe(separable=True)
@@ -75,13 +76,13 @@ def test_separable_unet_prunes_to_fewer_macs():
     assert {lay.producer for lay in layers} >= {"conv2a_pw", "up4", "conv1a"}  # conv1a sees 4 channels: plain conv
     scores = {lay.name: np.random.default_rng(0).random(big.get_layer(lay.producer).filters) for lay in layers}
     smaller, small = channel_prune.shrink(big, recipe, layers, channel_prune.plan(scores, 0.3))
-    assert count_macs(nets.build(smaller.model, height=16, width=16, batch=1)) < 0.8 * count_macs(big)
+    assert count_macs(architectures.build(smaller.model, height=16, width=16, batch=1)) < 0.8 * count_macs(big)
     assert small(np.zeros((1, 16, 16, 4), np.float32)).shape == (1, 32, 32, 3)
 
 
 def test_plan_removes_the_lowest_scores_across_layers_but_never_a_whole_layer():
-    from tflite_isp import channel_prune
-    from tflite_isp.errors import UserError
+    from tflite_isp.train import channel_prune
+    from tflite_isp.core.errors import UserError
 
     scores = {"a": np.array([0.9, 0.1, 0.8, 0.05]), "b": np.array([0.01, 0.02]), "c": np.array([0.5, 0.6, 0.7, 0.4])}
     kept = channel_prune.plan(scores, 0.4)  # 4 of 10 channels
@@ -95,7 +96,7 @@ def test_plan_removes_the_lowest_scores_across_layers_but_never_a_whole_layer():
 
 
 def test_a_recipe_that_removes_every_filter_of_a_layer_is_refused(lowlight_data, tmp_path):
-    from tflite_isp import recipes
+    from tflite_isp.nets import recipes
 
     recipe = recipes.load_recipe("sid_unet").to_dict()
     recipe["model"]["channels"] = {"conv3a": 0}
@@ -111,7 +112,10 @@ def test_a_recipe_that_removes_every_filter_of_a_layer_is_refused(lowlight_data,
 # --- the command line ------------------------------------------------------------------------
 
 def test_channel_pruning_gives_a_smaller_dense_model_that_exports_and_runs(trained_sid, lowlight_data, tmp_path):
-    from tflite_isp import nets, recipes, runtime, tflite_file
+    from tflite_isp.nets import architectures
+    from tflite_isp.nets import recipes
+    from tflite_isp.run import litert as runtime
+    from tflite_isp.run import flatbuffer
     from tflite_isp.nets.stats import count_macs
 
     out = tmp_path / "pruned"
@@ -132,8 +136,8 @@ def test_channel_pruning_gives_a_smaller_dense_model_that_exports_and_runs(train
                       "--nomodel_none", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     path = out / "export" / "int8" / "model.tflite"
-    base = nets.build(recipes.load_recipe(trained_sid).model, height=32, width=32, batch=1)
-    assert tflite_file.count_macs(tflite_file.read(path)) < 0.6 * count_macs(base)
+    base = architectures.build(recipes.load_recipe(trained_sid).model, height=32, width=32, batch=1)
+    assert flatbuffer.count_macs(flatbuffer.read(path)) < 0.6 * count_macs(base)
     y = runtime.Runner(path)(np.full((1, 32, 32, 4), 0.1, np.float32))
     assert y.shape == (1, 64, 64, 3) and np.isfinite(y).all()
 
@@ -152,7 +156,8 @@ def test_channel_pruning_stops_before_the_psnr_threshold(trained_sid, tmp_path):
 
 
 def test_magnitude_pruning_strips_to_a_sparse_plain_model(trained_sid, tmp_path):
-    from tflite_isp import nets, sparsity
+    from tflite_isp.nets import architectures
+    from tflite_isp.train import sparsity
 
     out = tmp_path / "sparse"
     proc = run_module("tflite_isp.train", "--init_from", trained_sid, "--prune_sparsity", "0.6", "--epochs", "1",
@@ -160,7 +165,7 @@ def test_magnitude_pruning_strips_to_a_sparse_plain_model(trained_sid, tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["compression"]["prune_sparsity"] == 0.6 and metrics["compression"]["init_from"] == str(trained_sid)
-    model = nets.load(out / "model.keras")
+    model = architectures.load(out / "model.keras")
     assert not any("prune" in layer.name for layer in model.layers)
     assert 0.59 < sparsity.kernel_sparsity(model) == pytest.approx(metrics["prune_sparsity_achieved"])
     proc = run_module("tflite_isp.export", out, "--int8", "--size", "32x32", "--fidelity_images", "2",
@@ -170,13 +175,15 @@ def test_magnitude_pruning_strips_to_a_sparse_plain_model(trained_sid, tmp_path)
 
 def test_distillation_moves_the_student_toward_the_teacher():
     """Training on the teacher term alone shrinks the student-teacher gap on held-out inputs."""
-    from tflite_isp import nets, objectives, recipes
-    from tflite_isp._tf import keras, tf
-    from tflite_isp.losses import make_loss
+    from tflite_isp.nets import architectures
+    from tflite_isp.train import objectives
+    from tflite_isp.nets import recipes
+    from tflite_isp.core.tf import keras, tf
+    from tflite_isp.train.losses import make_loss
 
     keras.utils.set_random_seed(0)
-    teacher = nets.build(recipes.load_recipe("sid_unet").with_model(widths=[8, 16, 32]).model)
-    student = nets.build(recipes.load_recipe("smallnet").model)
+    teacher = architectures.build(recipes.load_recipe("sid_unet").with_model(widths=[8, 16, 32]).model)
+    student = architectures.build(recipes.load_recipe("smallnet").model)
     objective = objectives.Distill(student, make_loss([("l1", 1.0)]), teacher, alpha=1.0, features=0.1)
     rng = np.random.default_rng(0)
     train = rng.uniform(0, 1, (8, 16, 16, 4)).astype(np.float32)
@@ -207,7 +214,8 @@ def test_distilled_student_adopts_the_teachers_input_convention(trained_sid, tmp
 
 
 def test_joint_heads_train_together_and_only_the_small_one_is_saved(lowlight_data, tmp_path):
-    from tflite_isp import nets, recipes
+    from tflite_isp.nets import architectures
+    from tflite_isp.nets import recipes
 
     out = tmp_path / "joint"
     proc = run_module("tflite_isp.train", *SID_TINY, "--joint_large_head", "2", "--epochs", "1",
@@ -215,9 +223,9 @@ def test_joint_heads_train_together_and_only_the_small_one_is_saved(lowlight_dat
     assert proc.returncode == 0, proc.stderr[-4000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert np.isfinite(metrics["joint"]["large_head_val_psnr"])
-    model = nets.load(out / "model.keras")
+    model = architectures.load(out / "model.keras")
     assert not any(layer.name.startswith("large_") for layer in model.layers)
-    plain = nets.build(recipes.load_recipe(out / "recipe.json").model)
+    plain = architectures.build(recipes.load_recipe(out / "recipe.json").model)
     assert model.count_params() == plain.count_params() == metrics["parameters"]
 
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from conftest import run_module
 
-from tflite_isp import nets, recipes
-from tflite_isp._tf import keras, tf
+from tflite_isp.nets import architectures
+from tflite_isp.nets import recipes
+from tflite_isp.core.tf import keras, tf
 from tflite_isp.nets.stats import count_macs, count_params
 
 # reference-architectures.md §0/§3.2 [derived]: 592 + 2320 (extraction) + 2 x 8120 (DAMs) + 2320 (merge)
@@ -25,7 +26,7 @@ def recipe():
 
 
 def test_full_hd_build_matches_the_derived_counts(recipe):
-    model = nets.build(recipe.model, height=544, width=960, batch=1)
+    model = architectures.build(recipe.model, height=544, width=960, batch=1)
     assert model.input_shape == (1, 544, 960, 4)
     assert model.output_shape == (1, 1088, 1920, 3)
     assert count_params(model) == PARAMETERS
@@ -33,7 +34,7 @@ def test_full_hd_build_matches_the_derived_counts(recipe):
 
 
 def test_layers_are_the_published_ones(recipe):
-    model = nets.build(recipe.model, height=SIZE[0], width=SIZE[1], batch=1)
+    model = architectures.build(recipe.model, height=SIZE[0], width=SIZE[1], batch=1)
     dw = [layer for layer in model.layers if isinstance(layer, keras.layers.DepthwiseConv2D)]
     assert [(d.kernel_size, d.dilation_rate, d.activation.__name__) for d in dw] == [((5, 5), (2, 2), "sigmoid")] * 2
     assert sum(isinstance(layer, keras.layers.GlobalAveragePooling2D) for layer in model.layers) == 2
@@ -44,45 +45,45 @@ def test_layers_are_the_published_ones(recipe):
 
 
 def test_dynamic_height_and_width(recipe):
-    model = nets.build(recipe.model)
+    model = architectures.build(recipe.model)
     assert model.input_shape == (None, None, None, 4)
     assert model(tf.zeros([1, *SIZE, 4])).shape == (1, 64, 96, 3)
     assert model(tf.zeros([2, 30, 46, 4])).shape == (2, 60, 92, 3)  # half-size 15 x 23: the tconv restores 30 x 46
 
 
 def test_odd_size_is_refused(recipe):
-    assert nets.input_multiple(recipe.model) == 2
+    assert architectures.input_multiple(recipe.model) == 2
     with pytest.raises(ValueError, match="not divisible by 2"):
-        nets.build(recipe.model, height=33, width=48)
+        architectures.build(recipe.model, height=33, width=48)
 
 
 def test_settings_are_builder_arguments(recipe):
-    one = nets.build(recipe.with_model(dams=1).model, height=SIZE[0], width=SIZE[1], batch=1)
+    one = architectures.build(recipe.with_model(dams=1).model, height=SIZE[0], width=SIZE[1], batch=1)
     assert count_params(one) == PARAMETERS - DAM_PARAMETERS
-    wide = nets.build(recipe.with_model(dilation=4).model, height=SIZE[0], width=SIZE[1], batch=1)
+    wide = architectures.build(recipe.with_model(dilation=4).model, height=SIZE[0], width=SIZE[1], batch=1)
     assert wide.get_layer("dam1_spatial_dw").dilation_rate == (4, 4) and count_params(wide) == PARAMETERS
     with pytest.raises(ValueError, match="csanet has no setting 'width_multiplier'"):
-        nets.build(recipe.with_model(width_multiplier=0.5).model)
+        architectures.build(recipe.with_model(width_multiplier=0.5).model)
 
 
 def test_saved_model_round_trip(recipe, tmp_path):
-    model = nets.build(recipe.model)
+    model = architectures.build(recipe.model)
     path = tmp_path / "m.keras"
     model.save(path)
-    again = keras.models.load_model(path, custom_objects=nets.CUSTOM_OBJECTS)
+    again = keras.models.load_model(path, custom_objects=architectures.CUSTOM_OBJECTS)
     x = tf.random.uniform([1, 32, 32, 4], seed=1)
     np.testing.assert_allclose(again(x).numpy(), model(x).numpy(), atol=1e-6)
 
 
 def test_learns_on_real_pairs(isp_data, recipe):
     """A few optimizer steps on one batch of the generated data lower the loss (as test_models does)."""
-    from tflite_isp import datasets, pipeline
-    from tflite_isp.losses import make_loss, parse_loss
+    from tflite_isp.data import layouts, pipeline
+    from tflite_isp.train.losses import make_loss, parse_loss
 
-    split = datasets.open_split("mai21", isp_data, "train")
+    split = layouts.open_split("mai21", isp_data, "train")
     x, y = next(iter(pipeline.training_dataset(split, recipe.input, patch=64, batch=4, seed=0)))
     keras.utils.set_random_seed(0)
-    model = nets.build(recipe.model)
+    model = architectures.build(recipe.model)
     opt = keras.optimizers.Adam(3e-3)
     loss_fn = make_loss(parse_loss("l1"))
     losses = []
@@ -114,8 +115,10 @@ def test_train_command_writes_a_run(trained):
 
 
 def test_int8_export_runs_and_is_fully_delegable(trained, tmp_path):
-    from tflite_isp import compat, runtime, tflite_file
-    from tflite_isp import export as ex
+    from tflite_isp.export import compat
+from tflite_isp.run import flatbuffer
+    from tflite_isp.run import litert as runtime
+    from tflite_isp.export import cli as ex
 
     cfg = ex.ExportConfig(source=str(trained), out=str(tmp_path / "out"), precisions=("int8",), size=SIZE,
                           calibration_images=6, fidelity_images=4, model_none=True, log=False)
@@ -125,7 +128,7 @@ def test_int8_export_runs_and_is_fully_delegable(trained, tmp_path):
     y = runtime.Runner(path)(np.full((1, *SIZE, 4), 0.25, np.float32))
     assert y.shape == (1, 2 * SIZE[0], 2 * SIZE[1], 3) and np.isfinite(y).all()
 
-    model = tflite_file.read(path)
+    model = flatbuffer.read(path)
     assert model.op_counts() == {"CONV_2D": 15, "DEPTHWISE_CONV_2D": 2, "LOGISTIC": 5, "MUL": 4, "MEAN": 2,
                                  "CONCATENATION": 3, "ADD": 2, "TRANSPOSE_CONV": 1, "DEPTH_TO_SPACE": 1}
     assert {t.dtype for op in model.ops for t in op.outputs} == {"int8"}
@@ -145,7 +148,7 @@ def test_int8_export_runs_and_is_fully_delegable(trained, tmp_path):
     # The dynamic-size model_none is not: its shape arithmetic (SHAPE, STRIDED_SLICE, PACK, FLOOR_MOD) stays on
     # the CPU, each dilated depthwise conv is split into SPACE_TO_BATCH_ND/DEPTHWISE_CONV_2D/BATCH_TO_SPACE_ND,
     # and TRANSPOSE_CONV gets a run-time output shape, which NNAPI rejects.
-    none = tflite_file.read(tmp_path / "out" / "int8" / "model_none.tflite")
+    none = flatbuffer.read(tmp_path / "out" / "int8" / "model_none.tflite")
     assert none.op_counts()["SPACE_TO_BATCH_ND"] == 2
     nnapi = compat.check(none, "nnapi:30")
     assert set(nnapi.fallback_counts()) == {"SHAPE", "STRIDED_SLICE", "PACK", "FLOOR_MOD", "TRANSPOSE_CONV"}

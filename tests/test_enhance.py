@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 from conftest import make_run, run_module
 
-from tflite_isp import dng, enhance, tflite_file
+from tflite_isp.raw import dng
+from tflite_isp.apps import enhance
+from tflite_isp.run import flatbuffer
 
 XYZ_TO_CAM = [[0.6722, -0.0635, -0.0963], [-0.4287, 1.2460, 0.2028], [-0.0908, 0.2162, 0.5668]]
 
@@ -27,7 +29,7 @@ def write_photo_dng(path, size=(200, 304), orientation=1, black=64, white=1023, 
 
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory, isp_data):
-    from tflite_isp import export as ex
+    from tflite_isp.export import cli as ex
 
     root = tmp_path_factory.mktemp("enhance")
     run = make_run(root / "smallnet", "smallnet", f"mai21:{isp_data}")
@@ -49,9 +51,9 @@ def test_tiled_equals_whole_frame(export_dir, tmp_path):
 
 def test_refit_keeps_ops_and_weights(export_dir):
     data = (export_dir / "model.tflite").read_bytes()
-    assert tflite_file.refit(data, 32, 48) == data
-    big = tflite_file.parse(tflite_file.refit(data, 64, 96))
-    small = tflite_file.parse(data)
+    assert flatbuffer.refit(data, 32, 48) == data
+    big = flatbuffer.parse(flatbuffer.refit(data, 64, 96))
+    small = flatbuffer.parse(data)
     assert big.inputs[0].shape == (1, 64, 96, 4) and big.outputs[0].shape == (1, 128, 192, 3)
     assert [o.name for o in big.ops] == [o.name for o in small.ops]
 
@@ -161,8 +163,8 @@ def test_bad_input_is_one_line(export_dir, tmp_path, case, message):
 @pytest.fixture(scope="module")
 def lowlight_exports(tmp_path_factory, lowlight_data):
     """(a small SID U-Net fp32 export, a ratio predictor trained for one epoch on the same set)."""
-    from tflite_isp import export as ex
-    from tflite_isp import ratio
+    from tflite_isp.export import cli as ex
+    from tflite_isp.apps import ratio
 
     root = tmp_path_factory.mktemp("enhance_lowlight")
     run = make_run(root / "sid_unet", "sid_unet", f"sid:{lowlight_data}", width_multiplier=0.125)
@@ -182,7 +184,8 @@ def test_ratio_auto_uses_the_predictor(lowlight_exports, tmp_path):
 
     import imageio.v3 as iio
 
-    from tflite_isp import ratio, rawio
+    from tflite_isp.apps import ratio
+    from tflite_isp.raw import rawio
 
     export, predictor = lowlight_exports
     raw = _dark_dng(tmp_path / "dark.dng")

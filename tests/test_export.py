@@ -21,7 +21,7 @@ def runs(tmp_path_factory, isp_data, lowlight_data):
 
 
 def export(source, out, precisions, **options):
-    from tflite_isp import export as ex
+    from tflite_isp.export import cli as ex
 
     settings = {"size": SIZE, "calibration_images": 6, "fidelity_images": 4, "qat_steps": 3, "log": False, **options}
     cfg = ex.ExportConfig(source=str(source), out=str(out), precisions=tuple(precisions), **settings)
@@ -32,7 +32,8 @@ def export(source, out, precisions, **options):
 def test_every_precision_converts_runs_and_matches_its_manifest(runs, tmp_path, name):
     from ai_edge_litert.interpreter import Interpreter
 
-    from tflite_isp import runtime, tflite_file
+    from tflite_isp.run import litert as runtime
+    from tflite_isp.run import flatbuffer
 
     precisions = ("fp32", "fp16", "dynamic", "int8", "int8_qat", "int16x8")
     with_none = name == "smallnet"  # model_none doubles the conversions; one model shows it works for all
@@ -62,7 +63,7 @@ def test_every_precision_converts_runs_and_matches_its_manifest(runs, tmp_path, 
         fid = manifest["fidelity"]
         assert fid["images"] >= 1 and np.isfinite(fid["psnr_drop"]) and fid["max_abs_error"] >= 0
         if with_none:
-            none = tflite_file.read(folder / "model_none.tflite")
+            none = flatbuffer.read(folder / "model_none.tflite")
             assert none.inputs[0].shape_signature == (1, -1, -1, 4)
             assert manifest["model_none"]["sha256"] != manifest["file"]["sha256"]
         assert set(manifest["compatibility"]) == {"xnnpack", "gpu", "nnapi:30", "hexagon", "mediatek"}
@@ -78,11 +79,11 @@ def test_every_precision_converts_runs_and_matches_its_manifest(runs, tmp_path, 
 
 @pytest.mark.parametrize("name", ["smallnet", "sid_unet", "csanet"])
 def test_qat_gives_an_all_int8_graph_with_an_int8_pixel_shuffle(runs, tmp_path, name):
-    from tflite_isp import tflite_file
+    from tflite_isp.run import flatbuffer
 
     _, cfg = export(runs[name], tmp_path / "out", ["int8_qat"], model_none=False, fidelity_images=0)
     assert cfg.gate_failures == []
-    model = tflite_file.read(tmp_path / "out" / "int8_qat" / "model.tflite")
+    model = flatbuffer.read(tmp_path / "out" / "int8_qat" / "model.tflite")
     shuffle = [op for op in model.ops if op.name == "DEPTH_TO_SPACE"]
     assert shuffle and shuffle[0].outputs[0].dtype == "int8"
     assert "DEQUANTIZE" not in model.op_counts()
@@ -92,10 +93,11 @@ def test_qat_gives_an_all_int8_graph_with_an_int8_pixel_shuffle(runs, tmp_path, 
 
 def test_qat_ranges_start_from_the_float_model(runs):
     """Calibrated QAT ranges: the fake-quantised model is close to the float one before any training."""
-    from tflite_isp import nets, qat
-    from tflite_isp._tf import keras
+    from tflite_isp.nets import architectures
+    from tflite_isp.export import qat
+    from tflite_isp.core.tf import keras
 
-    model = keras.models.load_model(str(runs["smallnet"] / "model.keras"), custom_objects=nets.CUSTOM_OBJECTS)
+    model = keras.models.load_model(str(runs["smallnet"] / "model.keras"), custom_objects=architectures.CUSTOM_OBJECTS)
     x = np.random.default_rng(0).uniform(0, 0.5, (1, *SIZE, 4)).astype(np.float32)
     q = qat.quantize(model)
     before = float(np.abs(q(x, training=False).numpy() - model(x).numpy()).max())
@@ -105,7 +107,7 @@ def test_qat_ranges_start_from_the_float_model(runs):
 
 
 def test_int16x8_names_the_op_it_cannot_convert(runs, tmp_path):
-    from tflite_isp.errors import UserError
+    from tflite_isp.core.errors import UserError
 
     with pytest.raises(UserError, match="DEPTH_TO_SPACE .*--allow_float_ops"):
         export(runs["smallnet"], tmp_path / "out", ["int16x8"])
@@ -127,7 +129,7 @@ def test_require_delegable_gate(runs, tmp_path):
 
 
 def test_debug_quant_ranks_layers_and_keeps_the_worst_in_float(runs, tmp_path):
-    from tflite_isp import tflite_file
+    from tflite_isp.run import flatbuffer
 
     results, _ = export(runs["sid_unet"], tmp_path / "out", ["int8"], debug_quant=True, keep_float=2, model_none=False)
     debug = results["int8"]["debug_quant"]
@@ -135,20 +137,21 @@ def test_debug_quant_ranks_layers_and_keeps_the_worst_in_float(runs, tmp_path):
     assert len(ratios) > 5 and ratios == sorted(ratios, reverse=True)
     assert len(debug["selective"]["kept_float"]) == 2
     assert debug["selective"]["fidelity_before"]["images"] == debug["selective"]["fidelity_after"]["images"]
-    model = tflite_file.read(tmp_path / "out" / "int8" / "model.tflite")
+    model = flatbuffer.read(tmp_path / "out" / "int8" / "model.tflite")
     assert "float32" in {t.dtype for op in model.ops for t in op.outputs}  # the kept layers run in float
 
 
 def test_raw_input_puts_normalisation_in_the_graph(runs, tmp_path, isp_data):
     """A --raw_input file takes sensor values and gives what the normalised model gives."""
-    from tflite_isp import export as ex
-    from tflite_isp import nets, runtime
-    from tflite_isp._tf import keras
+    from tflite_isp.export import cli as ex
+    from tflite_isp.nets import architectures
+    from tflite_isp.run import litert as runtime
+    from tflite_isp.core.tf import keras
 
     results, _ = export(runs["smallnet"], tmp_path / "out", ["fp32"], raw_input=True)
     manifest = results["fp32"]
     assert manifest["input"]["raw_input"] and manifest["input"]["levels"]["white"] == 1020
-    model = keras.models.load_model(str(runs["smallnet"] / "model.keras"), custom_objects=nets.CUSTOM_OBJECTS)
+    model = keras.models.load_model(str(runs["smallnet"] / "model.keras"), custom_objects=architectures.CUSTOM_OBJECTS)
     sensor = np.random.default_rng(1).integers(0, 1024, (1, *SIZE, 4)).astype(np.float32)
     got = runtime.Runner(tmp_path / "out" / "fp32" / "model.tflite")(sensor)
     np.testing.assert_allclose(got, model(sensor / 1020.0).numpy(), atol=1e-4)
@@ -212,9 +215,9 @@ def test_bad_input_is_one_line_and_leaves_no_folder(runs, tmp_path):
 def test_empty_calibration_split_and_unannotatable_layer(runs, tmp_path, isp_data):
     import shutil
 
-    from tflite_isp import qat
-    from tflite_isp._tf import keras
-    from tflite_isp.errors import UserError
+    from tflite_isp.export import qat
+    from tflite_isp.core.tf import keras
+    from tflite_isp.core.errors import UserError
 
     empty = tmp_path / "empty"
     shutil.copytree(isp_data, empty)

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import run_module
 
-from tflite_isp import tegrastats
-from tflite_isp.errors import UserError
+from tflite_isp.devices import tegrastats
+from tflite_isp.core.errors import UserError
 
 SSHD = "/usr/sbin/sshd"
 FIXED = (1, 32, 32, 4)
@@ -105,7 +105,7 @@ def sshd(tmp_path_factory):
 
 def _tiny_tflite(path, shape):
     """Conv2D 4 -> 12 then depth-to-space: packed RAW (1, H, W, 4) in, RGB (1, 2H, 2W, 3) out, like the ISP nets."""
-    from tflite_isp._tf import keras, tf
+    from tflite_isp.core.tf import keras, tf
 
     keras.utils.set_random_seed(0)
     inp = keras.Input(shape=(None, None, 4), batch_size=1)
@@ -130,7 +130,7 @@ def models(tmp_path_factory):
 
 
 def _board(sshd, alias="board", **kw):
-    from tflite_isp.board import Board
+    from tflite_isp.devices.board import Board
 
     return Board(alias, ssh_config=sshd["config"], python=kw.pop("python", sys.executable), **kw)
 
@@ -149,7 +149,7 @@ def _one_line_error(fn, *needles, within=15.0):
 # --- Board ---------------------------------------------------------------------------------------------------------
 
 def test_timing_tool_copies_once_into_the_sha_keyed_cache(sshd, models):
-    from tflite_isp.board import sha256
+    from tflite_isp.devices.board import sha256
 
     board = _board(sshd)
     first = board.measure(models["fixed"], runs=3, warmup=1)
@@ -224,8 +224,9 @@ def test_a_benchmark_model_binary_is_copied_run_and_read(sshd, models, tmp_path)
 
 
 def test_a_file_that_fails_gets_an_error_record_and_the_others_finish(sshd, models, tmp_path):
-    from tflite_isp import jetson, runtimes
-    from tflite_isp.entries import entries_for
+    from tflite_isp.devices import jetson_cli as jetson
+    from tflite_isp.run import records as runtimes
+    from tflite_isp.run.entries import entries_for
 
     entries = entries_for([str(models["fixed"]), str(models["dynamic"])], "smallnet")
     devices = jetson.measure_hosts(["board"], entries, tool="litert", runs=2, warmup=0, ssh_config=sshd["config"],
@@ -243,8 +244,8 @@ def test_a_file_that_fails_gets_an_error_record_and_the_others_finish(sshd, mode
 
 
 def test_board_runtime_counts_tiles_of_a_full_hd_frame(sshd, models):
-    from tflite_isp.board import BoardRuntime
-    from tflite_isp.entries import entries_for
+    from tflite_isp.devices.board import BoardRuntime
+    from tflite_isp.run.entries import entries_for
 
     runtime = BoardRuntime("board", threads=1, runs=2, warmup=0, ssh_config=sshd["config"], python=sys.executable)
     fixed, dynamic = entries_for([str(models["fixed"]), str(models["dynamic"])], "smallnet")
@@ -303,8 +304,8 @@ def test_timing_errors_and_timeouts_are_one_line(sshd, tmp_path):
 # --- The command ---------------------------------------------------------------------------------------------------
 
 def test_jetson_command_writes_the_runtime_json_that_score_reads(sshd, models, isp_data, tmp_path):
-    from tflite_isp import runtimes
-    from tflite_isp.entries import entries_for
+    from tflite_isp.run import records as runtimes
+    from tflite_isp.run.entries import entries_for
 
     out = tmp_path / "runs.json"
     proc = run_module("tflite_isp.jetson", models["fixed"], "--recipe", "smallnet", "--host", "board",

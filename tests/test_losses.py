@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from tflite_isp._tf import keras, tf
-from tflite_isp.errors import UserError
-from tflite_isp.losses import make_loss, parse_loss
+from tflite_isp.core.tf import keras, tf
+from tflite_isp.core.errors import UserError
+from tflite_isp.train.losses import make_loss, parse_loss
 
 rng = np.random.default_rng(0)
 Y = tf.constant(rng.random((2, 32, 32, 3)), tf.float32)

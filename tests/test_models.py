@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from tflite_isp import nets, recipes
-from tflite_isp._tf import keras, tf
+from tflite_isp.nets import architectures
+from tflite_isp.nets import recipes
+from tflite_isp.core.tf import keras, tf
 from tflite_isp.nets.stats import count_macs, count_params
 
 # Parameter counts derived from the reference codes (reference-architectures.md §0).
@@ -13,7 +14,7 @@ PUBLISHED = {"smallnet": 4652, "sid_unet": 7_760_268, "punet": 5_725_199, "csane
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_full_hd_build_matches_published_counts(name):
     recipe = recipes.load_recipe(name)
-    model = nets.build(recipe.model, height=544, width=960, batch=1)
+    model = architectures.build(recipe.model, height=544, width=960, batch=1)
     assert model.input_shape == (1, 544, 960, 4)
     assert model.output_shape == (1, 1088, 1920, 3)
     assert count_params(model) == PUBLISHED[name]
@@ -21,15 +22,15 @@ def test_full_hd_build_matches_published_counts(name):
 
 def test_macs():
     # Smallnet: 544*960 * 9 * (4*16 + 16*16 + 16*12) = 2.406 GMAC (reference: about 2.41 GMAC).
-    smallnet = nets.build(recipes.load_recipe("smallnet").model, height=544, width=960, batch=1)
+    smallnet = architectures.build(recipes.load_recipe("smallnet").model, height=544, width=960, batch=1)
     assert count_macs(smallnet) == 544 * 960 * 9 * (4 * 16 + 16 * 16 + 16 * 12)
-    punet = nets.build(recipes.load_recipe("punet").model, height=544, width=960, batch=1)
+    punet = architectures.build(recipes.load_recipe("punet").model, height=544, width=960, batch=1)
     assert 39.0e9 < count_macs(punet) < 39.6e9  # reference: about 39 GMAC
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_dynamic_height_and_width(name):
-    model = nets.build(recipes.load_recipe(name).model)
+    model = architectures.build(recipes.load_recipe(name).model)
     assert model.input_shape == (None, None, None, 4)
     out = model(tf.zeros([1, 32, 48, 4]))
     assert out.shape == (1, 64, 96, 3)
@@ -38,9 +39,9 @@ def test_dynamic_height_and_width(name):
 @pytest.mark.parametrize("name,sep_macs", [("sid_unet", 0.2), ("punet", 0.25)])
 def test_width_multiplier_and_separable_shrink_the_unets(name, sep_macs):
     base = recipes.load_recipe(name)
-    full = nets.build(base.model, height=64, width=64, batch=1)
-    slim = nets.build(base.with_model(width_multiplier=0.5).model, height=64, width=64, batch=1)
-    sep = nets.build(base.with_model(separable=True).model, height=64, width=64, batch=1)
+    full = architectures.build(base.model, height=64, width=64, batch=1)
+    slim = architectures.build(base.with_model(width_multiplier=0.5).model, height=64, width=64, batch=1)
+    sep = architectures.build(base.with_model(separable=True).model, height=64, width=64, batch=1)
     assert count_params(slim) < 0.3 * count_params(full)
     assert count_macs(sep) < sep_macs * count_macs(full)
     assert any(isinstance(layer, keras.layers.DepthwiseConv2D) for layer in sep.layers)
@@ -49,12 +50,12 @@ def test_width_multiplier_and_separable_shrink_the_unets(name, sep_macs):
 
 def test_wrong_input_multiple_is_refused():
     with pytest.raises(ValueError, match="not divisible by 16"):
-        nets.build(recipes.load_recipe("sid_unet").model, height=40, width=64)
+        architectures.build(recipes.load_recipe("sid_unet").model, height=40, width=64)
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_saved_model_round_trip_without_lambda(tmp_path, name):
-    model = nets.build(recipes.load_recipe(name).model)
+    model = architectures.build(recipes.load_recipe(name).model)
     assert not any(isinstance(layer, keras.layers.Lambda) for layer in model.layers)
     path = tmp_path / "m.keras"
     model.save(path)
@@ -66,15 +67,15 @@ def test_saved_model_round_trip_without_lambda(tmp_path, name):
 @pytest.mark.parametrize("name,size", [("smallnet", 32), ("sid_unet", 32), ("punet", 32)])
 def test_each_model_learns_on_real_pairs(isp_data, name, size):
     """A few optimizer steps on one batch of the generated data lower the loss."""
-    from tflite_isp import datasets, pipeline
-    from tflite_isp.losses import make_loss, parse_loss
+    from tflite_isp.data import layouts, pipeline
+    from tflite_isp.train.losses import make_loss, parse_loss
 
     recipe = recipes.load_recipe(name)
-    split = datasets.open_split("mai21", isp_data, "train")
+    split = layouts.open_split("mai21", isp_data, "train")
     # sid_unet normalises with the file's levels: the generated set's sensor.json provides them.
     x, y = next(iter(pipeline.training_dataset(split, recipe.input, patch=2 * size, batch=4, seed=0)))
     keras.utils.set_random_seed(0)
-    model = nets.build(recipe.model)
+    model = architectures.build(recipe.model)
     opt = keras.optimizers.Adam(1e-3)
     loss_fn = make_loss(parse_loss("l1"))
     losses = []

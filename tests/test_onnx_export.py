@@ -7,10 +7,11 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tf2onnx")
 
-from tflite_isp import nets, recipes  # noqa: E402
-from tflite_isp._tf import keras, tf  # noqa: E402
-from tflite_isp.errors import UserError  # noqa: E402
-from tflite_isp.onnx_export import parity, to_onnx  # noqa: E402
+from tflite_isp.nets import architectures  # noqa: E402
+from tflite_isp.nets import recipes  # noqa: E402
+from tflite_isp.core.tf import keras, tf  # noqa: E402
+from tflite_isp.core.errors import UserError  # noqa: E402
+from tflite_isp.export.onnx_export import parity, to_onnx  # noqa: E402
 
 H = W = 32  # packed size; divisible by 16 (the U-Nets' input multiple)
 SLIM = {"smallnet": {}, "sid_unet": {"width_multiplier": 0.125}, "punet": {"base": 4}, "csanet": {}}
@@ -34,8 +35,8 @@ def _build(name):
     recipe = recipes.load_recipe(name)
     if SLIM[name]:
         recipe = recipe.with_model(**SLIM[name])
-    assert H % nets.input_multiple(recipe.model) == 0
-    model = nets.build(recipe.model, height=H, width=W, batch=1)
+    assert H % architectures.input_multiple(recipe.model) == 0
+    model = architectures.build(recipe.model, height=H, width=W, batch=1)
     _randomize(model, seed=len(name))
     return model
 
@@ -113,7 +114,7 @@ def test_missing_folder_is_a_user_error(tmp_path):
 
 def test_wrong_input_channels_is_a_user_error(tmp_path):
     inp = keras.Input((H, W, 3), batch_size=1)
-    out = nets.PixelShuffle(2)(keras.layers.Conv2D(12, 3, padding="same")(inp))
+    out = architectures.PixelShuffle(2)(keras.layers.Conv2D(12, 3, padding="same")(inp))
     model = keras.Model(inp, out)
     target = tmp_path / "m.onnx"
     with pytest.raises(UserError) as err:
@@ -124,7 +125,7 @@ def test_wrong_input_channels_is_a_user_error(tmp_path):
 
 def test_unsupported_op_is_named_and_no_file_left(tmp_path):
     inp = keras.Input((H, W, 4), batch_size=1)
-    x = nets.PixelShuffle(2)(keras.layers.Conv2D(12, 1)(inp))
+    x = architectures.PixelShuffle(2)(keras.layers.Conv2D(12, 1)(inp))
     x = keras.layers.Lambda(lambda t: tf.raw_ops.Betainc(a=t, b=t, x=t))(x)  # no ONNX equivalent
     model = keras.Model(inp, x)
     target = tmp_path / "m.onnx"

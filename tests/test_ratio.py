@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import run_module
 
-from tflite_isp import bayer
+from tflite_isp.raw import bayer
 
 BLACK, WHITE = 512.0, 16383.0
 
@@ -17,7 +17,7 @@ def _mosaic(rng, h=200, w=300, level=0.01):
 
 
 def test_view_shape_and_brightness_preserved():
-    from tflite_isp import ratio
+    from tflite_isp.apps import ratio
 
     rng = np.random.default_rng(0)
     m = _mosaic(rng)
@@ -48,7 +48,7 @@ def test_view_shape_and_brightness_preserved():
 @pytest.fixture(scope="module")
 def varied_lowlight(tmp_path_factory):
     """A SID-layout set with 3 scenes per photo: every split holds each scene at x100, x250 and x300."""
-    from tflite_isp import synth
+    from tflite_isp.data import synth
 
     return synth.make_lowlight(tmp_path_factory.mktemp("data") / "lowlight3", scenes_per_photo=3,
                                eval_scenes_per_photo=3, size=128, seed=1)
@@ -56,7 +56,7 @@ def varied_lowlight(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(varied_lowlight, tmp_path_factory):
-    from tflite_isp import ratio
+    from tflite_isp.apps import ratio
 
     out = tmp_path_factory.mktemp("ratio") / "run"
     metrics = ratio.run(f"sid:{varied_lowlight}", out, epochs=8, crops_per_image=6, seed=0, verbose=False)
@@ -85,11 +85,13 @@ def test_tflite_matches_keras(trained):
 
 
 def test_predict_ratio_on_a_dng(trained):
-    from tflite_isp import datasets, ratio, rawio
-    from tflite_isp.runtime import Runner
+    from tflite_isp.data import layouts
+    from tflite_isp.apps import ratio
+    from tflite_isp.raw import rawio
+    from tflite_isp.run.litert import Runner
 
     out, metrics = trained
-    split = datasets.open_split("sid", metrics["data"]["test"]["root"], "test")
+    split = layouts.open_split("sid", metrics["data"]["test"]["root"], "test")
     rows = {r["image"]: r for r in metrics["test"]["tflite_fp32"]["per_image"]}
     pair = split.pairs[0]
     frame = rawio.read_raw(pair.raw)
@@ -103,10 +105,11 @@ def test_predict_ratio_on_a_dng(trained):
 
 
 def test_bad_input_is_one_line(varied_lowlight, tmp_path):
-    from tflite_isp import datasets, ratio
-    from tflite_isp.errors import UserError
+    from tflite_isp.data import layouts
+    from tflite_isp.apps import ratio
+    from tflite_isp.core.errors import UserError
 
-    split = datasets.Split("sid", "x", "train", "RGGB", "rawpy", (datasets.Pair("a.dng", "b.png", 0.0),))
+    split = layouts.Split("sid", "x", "train", "RGGB", "rawpy", (layouts.Pair("a.dng", "b.png", 0.0),))
     with pytest.raises(UserError, match="ratio 0 must be > 0"):
         ratio.load_split(split)
     with pytest.raises(UserError, match="no manifest.json"):

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tflite_isp import bayer, report
+from tflite_isp.raw import bayer
+from tflite_isp.score import report
 
 REPO = Path(__file__).resolve().parent.parent
 BROWSER_TIMEOUT = 60

@@ -31,8 +31,8 @@ def photo_pairs():
 def test_ssim_and_psnr_match_tensorflow_and_skimage(photo_pairs):
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-    from tflite_isp import metrics
-    from tflite_isp._tf import tf
+    from tflite_isp.core import metrics
+    from tflite_isp.core.tf import tf
 
     for out, ref in photo_pairs:
         clipped = np.clip(out, 0, 1)
@@ -56,8 +56,8 @@ def test_ssim_averages_the_map_exactly_where_tf_scalar_drifts():
     off by ~1e-3; ours is the exact mean of the same map (and agrees with scikit-image)."""
     from skimage.metrics import structural_similarity
 
-    from tflite_isp import metrics
-    from tflite_isp._tf import tf
+    from tflite_isp.core import metrics
+    from tflite_isp.core.tf import tf
 
     rng = np.random.default_rng(0)
     ref = rng.random((544, 960, 3)).astype(np.float32)
@@ -70,7 +70,7 @@ def test_ssim_averages_the_map_exactly_where_tf_scalar_drifts():
 
 
 def test_mean_and_pooled_psnr_are_different_aggregations(photo_pairs):
-    from tflite_isp import metrics
+    from tflite_isp.core import metrics
 
     (a, ra), (b, rb) = photo_pairs
     b_bad = np.clip(b + 0.2, 0, 1)  # one much worse image pulls the pooled figure down harder
@@ -89,13 +89,13 @@ def test_mean_and_pooled_psnr_are_different_aggregations(photo_pairs):
     ("EdS", 23.23, 1861, 22.40),  # Table 1, over the 200 ms budget: alpha 0.5
 ])
 def test_mai_score_reproduces_published_rows(team, psnr, runtime_ms, published):
-    from tflite_isp.leaderboard import mai_score
+    from tflite_isp.score.leaderboard import mai_score
 
     assert round(mai_score(psnr, runtime_ms / 1000), 2) == pytest.approx(published)
 
 
 def test_mai_score_clips_runtime_and_switches_alpha_at_the_budget():
-    from tflite_isp.leaderboard import mai_score
+    from tflite_isp.score.leaderboard import mai_score
 
     assert mai_score(20.0, 0.010) == pytest.approx(20.0 + 20 * (0.2 - 0.03))  # faster than 30 ms gains nothing
     assert mai_score(20.0, 0.030) == mai_score(20.0, 0.001)
@@ -112,7 +112,7 @@ def test_mai_score_clips_runtime_and_switches_alpha_at_the_budget():
 @pytest.mark.parametrize("length, size, margin, multiple", [(100, 32, 8, 1), (544, 96, 32, 16), (97, 97, 8, 1),
                                                            (1424, 544, 32, 16), (50, 16, 32, 2)])
 def test_tiles_cover_every_pixel_once_away_from_tile_edges(length, size, margin, multiple):
-    from tflite_isp.tiling import axis_spans
+    from tflite_isp.run.tiling import axis_spans
 
     spans = axis_spans(length, size, margin, multiple)
     assert spans[0].keep_from == 0 and spans[-1].keep_to == length
@@ -136,7 +136,7 @@ def _local_net(x):
 
 
 def test_tiled_equals_untiled_for_a_local_operator():
-    from tflite_isp.tiling import run_tiled
+    from tflite_isp.run.tiling import run_tiled
 
     x = np.random.default_rng(1).random((70, 90, 4)).astype(np.float32)
     whole = run_tiled(_local_net, x)
@@ -151,7 +151,7 @@ def test_tiled_equals_untiled_for_a_local_operator():
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory, isp_data, lowlight_data):
-    from tflite_isp import export as ex
+    from tflite_isp.export import cli as ex
 
     root = tmp_path_factory.mktemp("score")
     settings = {"size": SIZE, "calibration_images": 6, "fidelity_images": 0, "log": False}
@@ -164,10 +164,12 @@ def exports(tmp_path_factory, isp_data, lowlight_data):
 
 def test_tiled_file_matches_the_dynamic_file_on_a_whole_image(exports, isp_data):
     """model.tflite (fixed 32 x 48, tiled) against model_none.tflite (the whole image at once)."""
-    from tflite_isp import datasets, pipeline, recipes, tiling
-    from tflite_isp.runtime import Runner
+    from tflite_isp.data import layouts, pipeline
+    from tflite_isp.nets import recipes
+    from tflite_isp.run import tiling
+    from tflite_isp.run.litert import Runner
 
-    split = datasets.open_split("mai21", isp_data, "test")
+    split = layouts.open_split("mai21", isp_data, "test")
     spec = recipes.load_recipe("smallnet").input
     mosaic = np.concatenate([pipeline.read_pair(split, p)[0] for p in split.pairs[:2]], axis=1)  # 96 x 192 RAW
     x = pipeline.model_input(mosaic, split.pattern, spec, np.zeros(4, np.float32), 1020.0)
@@ -222,7 +224,7 @@ def test_score_writes_a_sorted_leaderboard_with_the_libraw_baseline(exports, isp
 
 
 def _three_channel_tflite(path):
-    from tflite_isp._tf import keras, tf
+    from tflite_isp.core.tf import keras, tf
 
     inp = keras.Input((32, 48, 3), batch_size=1)
     model = keras.Model(inp, keras.layers.Conv2D(3, 3, padding="same")(inp))
@@ -348,7 +350,7 @@ def test_bit_depth_mismatch_damaged_files_and_an_empty_split(exports, isp_copy, 
 
 def test_zoo_trains_exports_and_scores_once(isp_data, tmp_path):
     """--zoo on one model with a few steps: a table in one call; a second call reuses the run and exports."""
-    from tflite_isp import score, zoo
+    from tflite_isp.score import cli as score, zoo
 
     cfg = score.ScoreConfig(models=(), data=f"mai21:{isp_data}", runs=1, warmup=0, report_images=1, log=False)
     board = zoo.run(cfg, score.run, models=("smallnet",), steps=3, root=tmp_path / "zoo", patch=64, batch=2)

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio
 
-from tflite_isp import bayer, data, rawio, synth
-from tflite_isp import unprocess as up
-from tflite_isp.dng import write_dng
-from tflite_isp.errors import UserError
+from tflite_isp.raw import bayer, rawio
+from tflite_isp.data import cli as data, synth
+from tflite_isp.raw import unprocess as up
+from tflite_isp.raw.dng import write_dng
+from tflite_isp.core.errors import UserError
 
 NEUTRAL = (0.5, 1.0, 0.7)
 
@@ -293,7 +294,7 @@ def test_cli_synth_and_info(tmp_path, capsys):
     assert "train 14 pairs, val 2 pairs, test 2 pairs" in capsys.readouterr().out
     afile = tmp_path / "afile"
     afile.write_text("x")
-    from tflite_isp.errors import run_cli
+    from tflite_isp.core.errors import run_cli
 
     assert run_cli(data.main, ["synth", "--out", str(afile), "--small"]) == 2
     err = capsys.readouterr().err

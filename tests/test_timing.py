@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from conftest import run_module
 
-from tflite_isp import timing
+from tflite_isp.run import timing
 
 FIXED = (1, 32, 32, 4)
 
 
 def tiny_tflite(path, shape, int8=False):
     """Two Conv2D layers traced at ``shape`` (None = dynamic) and converted; int8 = full-integer with int8 IO."""
-    from tflite_isp._tf import keras, tf
+    from tflite_isp.core.tf import keras, tf
 
     keras.utils.set_random_seed(0)
     inp = keras.Input(shape=(None, None, 4), batch_size=1)

@@ -8,8 +8,11 @@ baseline: ``RUN_DIR/score/leaderboard.md`` and ``report.html``.
 import sys
 from pathlib import Path
 
-from tflite_isp import cli, export, score, train
-from tflite_isp.errors import UserError
+from tflite_isp.core import cli
+from tflite_isp.export import cli as export
+from tflite_isp.score import cli as score
+from tflite_isp.train import cli as train
+from tflite_isp.core.errors import UserError
 
 DEFAULT_PRECISIONS = ("fp32", "int8")
 

@@ -17,7 +17,7 @@ Channel and spatial attention network, as in the TF code that matches the paper 
 Every op maps to one TFLite builtin (CONV_2D, DEPTHWISE_CONV_2D with dilation, MEAN, LOGISTIC, MUL,
 CONCATENATION, ADD, TRANSPOSE_CONV, DEPTH_TO_SPACE) at a fixed input size.
 """
-from tflite_isp._tf import keras
+from tflite_isp.core.tf import keras
 from tflite_isp.nets.layers import PixelShuffle
 
 L = keras.layers

@@ -1,5 +1,5 @@
 """Custom Keras layers as real, serialisable layer classes (never Lambda: not quantizable)."""
-from tflite_isp._tf import keras, tf
+from tflite_isp.core.tf import keras, tf
 
 
 @keras.utils.register_keras_serializable(package="tflite_isp")

@@ -4,7 +4,7 @@ A U-Net modified from PyNET: four encoder levels of two 3x3 convs (LeakyReLU 0.2
 bottleneck of four blocks with two residual adds, 3x3 stride-2 transposed convs, an extra
 transposed conv to full resolution and a tanh head scaled to 0.58*tanh + 0.5.
 """
-from tflite_isp._tf import keras
+from tflite_isp.core.tf import keras
 from tflite_isp.nets.layers import conv3x3
 
 L = keras.layers

@@ -1,5 +1,5 @@
 """Smallnet (dh_isp, MAI 2021 winner): three 3x3 convs at packed scale, then pixel shuffle."""
-from tflite_isp._tf import keras
+from tflite_isp.core.tf import keras
 from tflite_isp.nets.layers import PixelShuffle
 
 

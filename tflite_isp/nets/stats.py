@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflite_isp._tf import keras
+from tflite_isp.core.tf import keras
 
 L = keras.layers
 

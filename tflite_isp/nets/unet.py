@@ -5,7 +5,7 @@ Encoder: two 3x3 convs + LeakyReLU(0.2) per level, 2x2 max-pool. Decoder: 2x2 st
 transposed conv (no bias, linear), concatenate with the skip, two 3x3 convs. Head: 1x1 conv
 to 12 channels and pixel shuffle x2 -> RGB at full sensor resolution.
 """
-from tflite_isp._tf import keras
+from tflite_isp.core.tf import keras
 from tflite_isp.nets.layers import PixelShuffle, conv3x3
 
 L = keras.layers

@@ -1,0 +1,160 @@
+"""tf.data streaming of a dataset Split: parallel decode, random packed crops, phase-true
+augmentation, normalisation by the model's InputSpec, batching and prefetch.
+
+A split whose decoded size fits the cache budget (1 GiB by default) is decoded once and kept
+in memory; PNG decoding costs more CPU than a small model's training step, and on CPU both
+share the same cores. A larger split streams: each element decodes its own files and
+nothing but the prefetch buffers is held, whatever the dataset's size.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tflite_isp.raw import bayer
+from tflite_isp.core.tf import tf
+from tflite_isp.raw.bayer import model_input  # noqa: F401  (the one definition; re-exported)
+from tflite_isp.data.layouts import Split, input_levels
+from tflite_isp.core.errors import fail
+from tflite_isp.raw import rawio
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+DEFAULT_CACHE_BYTES = 1 << 30
+
+
+def _decoder(split: Split):
+    """path -> uint16 H x W mosaic."""
+    if split.raw_format == "png":
+        def decode(path):
+            return tf.io.decode_png(tf.io.read_file(path), channels=1, dtype=tf.uint16)[..., 0]
+    else:
+
+        def read(path):
+            path = path.item() if isinstance(path, np.ndarray) else path  # eager calls pass a 0-d array
+            return rawio.read_raw(path.decode()).mosaic
+
+        def decode(path):
+            m = tf.numpy_function(read, [path], tf.uint16, stateful=False)
+            m.set_shape([None, None])
+            return m
+    return decode
+
+
+def decode_target(path, dtype=tf.float32):
+    """PNG (8 or 16 bit) or JPEG target as H x W x 3: float32 in [0, 1], or uint8/uint16 full scale."""
+    img = tf.io.decode_image(tf.io.read_file(path), channels=3, dtype=dtype, expand_animations=False)
+    img.set_shape([None, None, 3])
+    return img
+
+
+def _tensors(split: Split, spec):
+    blacks, whites = input_levels(split, spec)
+    return (
+        tf.constant([p.raw for p in split.pairs]),
+        tf.constant([p.target for p in split.pairs]),
+        tf.constant([p.ratio for p in split.pairs], tf.float32),
+        tf.constant(blacks),
+        tf.constant(whites),
+    )
+
+
+def training_dataset(split: Split, spec, *, patch: int, batch: int, augment: bool = True, seed: int = 0,
+                     num_shards: int = 1, shard_index: int = 0, cache_bytes: int = DEFAULT_CACHE_BYTES,
+                     cache_one_batch: bool = False):
+    """Endless batches of (packed input, target): ``patch`` is the RAW/target crop size in pixels.
+
+    The split is decoded once into memory when its decoded size is at most ``cache_bytes``
+    (0 always streams). ``cache_one_batch`` repeats the first batch forever (the benchmark's
+    pipeline-free baseline).
+    """
+    if patch % 2:
+        raise ValueError("patch must be even")
+    decode = _decoder(split)
+    crop = patch + 2 if augment else patch  # augmentation trims one phase row/column per side pair
+    pattern = split.pattern
+    for p in split.pairs:
+        if 0 < min(p.shape) < crop:
+            raise fail(p.raw, f"{p.shape[1]}x{p.shape[0]} is smaller than the {crop}x{crop} training crop (patch "
+                              f"{patch}{' + 2 for phase-true augmentation' if augment else ''}); lower --patch")
+
+    target_dtype = tf.uint16 if any(p.target_bits > 8 for p in split.pairs) else tf.uint8
+
+    def decode_pair(raw_path, target_path, ratio, black, white):
+        return decode(raw_path), decode_target(target_path, target_dtype), ratio, black, white
+
+    def load(decoded, rnd):
+        mosaic, target, ratio, black, white = decoded
+        h, w = tf.shape(mosaic)[0], tf.shape(mosaic)[1]
+        rnd = tf.cast(rnd % 65536, tf.int32)
+        oy = 2 * (rnd[0] % ((h - crop) // 2 + 1))
+        ox = 2 * (rnd[1] % ((w - crop) // 2 + 1))
+        mosaic = tf.ensure_shape(mosaic[oy:oy + crop, ox:ox + crop], [crop, crop])
+        target = tf.ensure_shape(target[oy:oy + crop, ox:ox + crop], [crop, crop, 3])
+        if augment:
+            branches = [lambda k=k: bayer.augment_mosaic(mosaic, target, k, pattern) for k in range(8)]
+            mosaic, target = tf.switch_case(rnd[2] % 8, branches)
+        mosaic = tf.cast(tf.ensure_shape(mosaic, [patch, patch]), tf.float32)
+        target = tf.image.convert_image_dtype(tf.ensure_shape(target, [patch, patch, 3]), tf.float32)
+        return model_input(mosaic, pattern, spec, black, white, ratio), target
+
+    files = tf.data.Dataset.from_tensor_slices(_tensors(split, spec))
+    if num_shards > 1:
+        files = files.shard(num_shards, shard_index)
+    n = len(split.pairs)
+    if split.decoded_bytes() <= cache_bytes:
+        decoded = files.map(decode_pair, num_parallel_calls=AUTOTUNE).cache()
+        decoded = decoded.shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
+    else:
+        files = files.shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
+        decoded = files.map(decode_pair, num_parallel_calls=AUTOTUNE, deterministic=True)
+    randoms = tf.data.Dataset.random(seed=seed).batch(3)
+    ds = tf.data.Dataset.zip((decoded, randoms)).map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch, drop_remainder=True)
+    if cache_one_batch:
+        ds = ds.take(1).cache().repeat()
+    return ds.prefetch(AUTOTUNE)
+
+
+def eval_dataset(split: Split, spec, *, multiple: int = 1, max_size: int = 0):
+    """Whole images, batch 1, centre-cropped so the packed size is divisible by ``multiple``.
+
+    ``max_size`` > 0 caps the crop (RAW pixels) to bound evaluation time.
+    """
+    decode = _decoder(split)
+    step = 2 * multiple
+    pattern = split.pattern
+
+    def load(raw_path, target_path, ratio, black, white):
+        mosaic, target = tf.cast(decode(raw_path), tf.float32), decode_target(target_path)
+        h, w = tf.shape(mosaic)[0], tf.shape(mosaic)[1]
+        ch, cw = (h // step) * step, (w // step) * step
+        if max_size:
+            cap = (max_size // step) * step
+            ch, cw = tf.minimum(ch, cap), tf.minimum(cw, cap)
+        oy, ox = ((h - ch) // 4) * 2, ((w - cw) // 4) * 2  # even offsets keep the CFA phase
+        mosaic, target = mosaic[oy:oy + ch, ox:ox + cw], target[oy:oy + ch, ox:ox + cw]
+        return model_input(mosaic, pattern, spec, black, white, ratio)[None], target[None]
+
+    ds = tf.data.Dataset.from_tensor_slices(_tensors(split, spec))
+    return ds.map(load, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+def read_pair(split: Split, pair) -> tuple:
+    """One whole pair as NumPy: (mosaic float32 H x W in sensor values, target float32 H x W x 3 in [0, 1]),
+    decoded exactly as training does; a file that does not decode is a one-line error naming it."""
+    try:
+        mosaic = _decoder(split)(tf.constant(pair.raw)).numpy().astype(np.float32)
+    except tf.errors.OpError as err:
+        raise fail(pair.raw, f"cannot decode the RAW ({err.message.splitlines()[0]})") from None
+    try:
+        target = decode_target(tf.constant(pair.target)).numpy()
+    except tf.errors.OpError as err:
+        raise fail(pair.target, f"cannot decode the target ({err.message.splitlines()[0]})") from None
+    h, w = mosaic.shape[0] // 2 * 2, mosaic.shape[1] // 2 * 2
+    if target.shape[:2] != mosaic.shape[:2]:
+        raise fail(pair.target, f"target is {target.shape[1]}x{target.shape[0]} but its RAW is "
+                                f"{mosaic.shape[1]}x{mosaic.shape[0]}")
+    return mosaic[:h, :w], target[:h, :w]
+
+
+__all__ = ["model_input", "training_dataset", "eval_dataset", "decode_target", "read_pair"]

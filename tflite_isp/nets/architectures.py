@@ -1,0 +1,92 @@
+"""Model zoo: build a recipe's network at a fixed or dynamic input size."""
+from __future__ import annotations
+
+import inspect
+
+from tflite_isp.core.tf import keras
+from tflite_isp.nets import csanet as _csanet
+from tflite_isp.nets import punet as _punet
+from tflite_isp.nets import smallnet as _smallnet
+from tflite_isp.nets import unet as _unet
+from tflite_isp.nets.layers import CUSTOM_OBJECTS, Normalise, PixelShuffle
+from tflite_isp.core.errors import fail
+
+#: architecture name -> (builder(inputs, **settings), input_multiple(**settings))
+ARCHITECTURES = {
+    "smallnet": (_smallnet.smallnet, lambda **_: _smallnet.INPUT_MULTIPLE),
+    "unet": (_unet.unet, _unet.input_multiple),
+    "punet": (_punet.punet, lambda **_: _punet.INPUT_MULTIPLE),
+    "csanet": (_csanet.csanet, lambda **_: _csanet.INPUT_MULTIPLE),
+}
+
+
+def _split(model_section: dict):
+    settings = dict(model_section)
+    arch = settings.pop("architecture", None)
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
+    known = inspect.signature(ARCHITECTURES[arch][0]).parameters
+    for key in settings:
+        if key not in known or key == "inputs":
+            names = ", ".join(k for k in known if k != "inputs")
+            raise ValueError(f"{arch} has no setting {key!r} (settings: {names})")
+    return arch, settings
+
+
+def input_multiple(model_section: dict) -> int:
+    """Packed input height and width must be multiples of this."""
+    arch, settings = _split(model_section)
+    return ARCHITECTURES[arch][1](**settings)
+
+
+def build(model_section: dict, *, height=None, width=None, batch=None, name=None, normalise=None) -> keras.Model:
+    """Build the network: packed (batch, height, width, 4) -> (batch, 2*height, 2*width, 3).
+
+    None leaves a dimension dynamic (``model_none`` style); fixed sizes give static shapes.
+    ``normalise`` = dict(black=[4], white=w, clip=b) puts a Normalise layer first, so the model
+    takes packed sensor values.
+    """
+    arch, settings = _split(model_section)
+    builder, multiple = ARCHITECTURES[arch]
+    m = multiple(**settings)
+    for dim in (height, width):
+        if dim is not None and dim % m:
+            raise ValueError(f"packed size {dim} is not divisible by {m}, which {arch} needs")
+    inputs = keras.Input(shape=(height, width, 4), batch_size=batch, name="raw")
+    x = Normalise(**normalise, name="normalise")(inputs) if normalise else inputs
+    outputs = builder(x, **settings)
+    return keras.Model(inputs, outputs, name=name or arch)
+
+
+def copy_weights(src: keras.Model, dst: keras.Model, *, missing_ok: bool = False) -> keras.Model:
+    """Copy weights layer by layer, by name (``dst`` may add weightless layers such as Normalise).
+
+    ``missing_ok`` leaves ``dst`` layers that ``src`` lacks as initialised; a shape mismatch is a ValueError.
+    """
+    names = {layer.name for layer in src.layers}
+    for layer in dst.layers:
+        if not layer.weights or (missing_ok and layer.name not in names):
+            continue
+        if layer.name not in names:
+            raise ValueError(f"the source model has no layer {layer.name!r}")
+        values = src.get_layer(layer.name).get_weights()
+        shapes = [tuple(w.shape) for w in layer.get_weights()]
+        if [tuple(v.shape) for v in values] != shapes:
+            raise ValueError(f"layer {layer.name!r} has weights {[tuple(v.shape) for v in values]} in the source "
+                             f"but {shapes} here (another architecture or width?)")
+        layer.set_weights(values)
+    return dst
+
+
+def load(path) -> keras.Model:
+    """A saved ``.keras`` model with the project's layers; a file Keras cannot read is a one-line error."""
+
+    try:
+        return keras.models.load_model(str(path), custom_objects=CUSTOM_OBJECTS, compile=False)
+    except Exception as err:  # Keras raises many types for a foreign or damaged file
+        raise fail(path, f"cannot load the Keras model ({type(err).__name__}: {str(err).splitlines()[0]})") \
+            from None
+
+
+__all__ = ["ARCHITECTURES", "CUSTOM_OBJECTS", "Normalise", "PixelShuffle", "build", "copy_weights", "input_multiple",
+           "load"]

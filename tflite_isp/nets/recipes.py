@@ -1,0 +1,106 @@
+"""Model recipes: the one source of truth for a model's architecture, input convention and training.
+
+Built-in recipes live in the repository's ``models/`` folder (shipped in the wheel as
+``tflite_isp.builtin_models``); a recipe can also be any TOML file of the same shape. A run
+directory stores the resolved recipe as ``recipe.json``; export and score read it from there.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from tflite_isp.raw import bayer
+from tflite_isp.core.errors import UserError, fail
+
+TASKS = ("isp", "lowlight")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How a RAW mosaic becomes the model's input tensor."""
+
+    order: tuple  # colour names in channel order, e.g. ('B', 'Gr', 'R', 'Gb')
+    black: object  # a number, or "file" (per-colour black level from the RAW file)
+    white: object  # a number, or "file"
+    clip: bool
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "InputSpec":
+        for key in ("black", "white"):
+            v = d.get(key)
+            if not (v == "file" or isinstance(v, (int, float))):
+                raise ValueError(f"input.{key} must be a number or \"file\", not {v!r}")
+        return cls(bayer.check_order(d["order"]), d["black"], d["white"], bool(d.get("clip", True)))
+
+    def to_dict(self) -> dict:
+        return {"order": list(self.order), "black": self.black, "white": self.white, "clip": self.clip}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    task: str
+    model: dict
+    input: InputSpec
+    train: dict
+    summary: str = ""
+    source: str = field(default="", compare=False)
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "") -> "Recipe":
+        try:
+            task = d.get("task", "isp")
+            if task not in TASKS:
+                raise ValueError(f"task must be one of {TASKS}, not {task!r}")
+            return cls(
+                name=d["name"], task=task, model=dict(d["model"]), input=InputSpec.from_dict(d["input"]),
+                train=dict(d.get("train", {})), summary=d.get("summary", ""), source=source,
+            )
+        except (KeyError, ValueError, TypeError) as err:
+            raise fail(source or "recipe", f"invalid recipe ({type(err).__name__}: {err})") from None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "summary": self.summary, "task": self.task, "model": copy.deepcopy(self.model),
+                "input": self.input.to_dict(), "train": copy.deepcopy(self.train)}
+
+    def with_model(self, **changes) -> "Recipe":
+        """A copy with model settings changed (e.g. width_multiplier, separable)."""
+        d = self.to_dict()
+        d["model"].update({k: v for k, v in changes.items() if v is not None})
+        return Recipe.from_dict(d, self.source)
+
+
+def _builtin_dir():
+    checkout = Path(__file__).resolve().parent.parent / "models"
+    if checkout.is_dir() and any(checkout.glob("*.toml")):
+        return checkout
+    return resources.files("tflite_isp.builtin_models")
+
+
+def builtin_names() -> list:
+    return sorted(p.name[:-5] for p in _builtin_dir().iterdir() if p.name.endswith(".toml"))
+
+
+def load_recipe(name_or_path) -> Recipe:
+    """A built-in recipe by name (``smallnet``), a recipe TOML file, or a run's ``recipe.json``."""
+    text = str(name_or_path)
+    if text.endswith((".toml", ".json")) or "/" in text:
+        path = Path(text)
+        if path.is_dir():
+            path = path / "recipe.json"
+        if not path.is_file():
+            raise fail(path, "recipe file not found")
+        raw = path.read_text()
+        try:
+            data = json.loads(raw) if path.suffix == ".json" else tomllib.loads(raw)
+        except (ValueError, tomllib.TOMLDecodeError) as err:
+            raise fail(path, f"cannot parse recipe: {err}") from None
+        return Recipe.from_dict(data, str(path))
+    if text not in builtin_names():
+        raise UserError(f"unknown model {text!r}; built-in models: {', '.join(builtin_names())}")
+    entry = _builtin_dir() / f"{text}.toml"
+    return Recipe.from_dict(tomllib.loads(entry.read_text()), f"models/{text}.toml")

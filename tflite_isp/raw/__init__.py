@@ -1,0 +1,1 @@
+"""RAW Bayer data: packing conventions, reading camera files (rawpy), writing DNG, unprocessing sRGB into RAW."""

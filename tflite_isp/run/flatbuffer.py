@@ -1,0 +1,382 @@
+"""Read a .tflite flatbuffer directly: ops, versions, options, tensors and quantisation.
+
+Uses the LiteRT schema bindings (``ai_edge_litert.schema_py_generated``), so nothing is run and no
+interpreter is built; the delegate checker (``tflite_isp.compat``) works on what this module returns.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+from tflite_isp.core.errors import fail
+import flatbuffers
+
+FILE_IDENTIFIER = b"TFL3"
+
+
+def _enum_names(cls) -> dict:
+    """{value: NAME} of a generated schema enum class (its upper-case class attributes)."""
+    return {v: k for k, v in vars(cls).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+BUILTIN_OPS = _enum_names(schema.BuiltinOperator)
+TENSOR_TYPES = _enum_names(schema.TensorType)
+ACTIVATIONS = _enum_names(schema.ActivationFunctionType)
+PADDINGS = _enum_names(schema.Padding)
+MIRROR_PAD_MODES = _enum_names(schema.MirrorPadMode)
+FC_WEIGHTS_FORMATS = _enum_names(schema.FullyConnectedOptionsWeightsFormat)
+
+# Option fields holding enum values, by their snake_case name, and the enum that names them.
+_ENUM_OPTIONS = {
+    "fused_activation_function": ACTIVATIONS,
+    "padding": PADDINGS,
+    "quantized_bias_type": TENSOR_TYPES,
+    "output_type": TENSOR_TYPES,
+    "out_type": TENSOR_TYPES,
+    "in_data_type": TENSOR_TYPES,
+    "out_data_type": TENSOR_TYPES,
+    "idx_out_type": TENSOR_TYPES,
+    "weights_format": FC_WEIGHTS_FORMATS,
+}
+_ENUM_OPTIONS_BY_CLASS = {("MirrorPadOptionsT", "mode"): MIRROR_PAD_MODES}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of the main subgraph, with its quantisation parameters (empty tuples: not quantised)."""
+
+    index: int
+    name: str
+    shape: tuple
+    shape_signature: tuple  # -1 marks a dynamic dimension
+    dtype: str  # 'float32', 'int8', 'uint8', 'int16', 'int32', 'float16', ...
+    is_constant: bool  # backed by a non-empty buffer (weights, constant shapes)
+    scales: tuple = ()
+    zero_points: tuple = ()
+    quantized_dimension: int = 0
+
+    @property
+    def per_channel(self) -> bool:
+        return len(self.scales) > 1
+
+    @property
+    def is_dynamic(self) -> bool:
+        return -1 in self.shape_signature
+
+    def to_dict(self) -> dict:
+        d = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape),
+             "shape_signature": list(self.shape_signature)}
+        if self.scales:
+            d["scale"] = list(self.scales) if self.per_channel else self.scales[0]
+            d["zero_point"] = list(self.zero_points) if self.per_channel else self.zero_points[0]
+        return d
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    """One operator in execution order: its name (builtin or custom code), version, tensors and options."""
+
+    index: int
+    name: str
+    version: int
+    inputs: tuple  # TensorInfo, or None for an omitted optional input (-1)
+    outputs: tuple
+    options: dict = field(default_factory=dict)
+    custom: bool = False
+
+
+@dataclass
+class TFLiteModel:
+    """What a .tflite file holds (main subgraph 0), as read from the flatbuffer."""
+
+    path: str
+    size_bytes: int
+    ops: list
+    inputs: list
+    outputs: list
+    subgraph_count: int
+    description: str = ""
+    min_runtime: str | None = None
+    schema_version: int = 3
+
+    def op_counts(self) -> dict:
+        counts: dict = {}
+        for op in self.ops:
+            counts[op.name] = counts.get(op.name, 0) + 1
+        return counts
+
+    def op_versions(self) -> dict:
+        versions: dict = {}
+        for op in self.ops:
+            versions.setdefault(op.name, set()).add(op.version)
+        return {name: sorted(v) for name, v in versions.items()}
+
+    @property
+    def has_dynamic_shape(self) -> bool:
+        """True when any model input has a dynamic (-1) dimension in its shape signature."""
+        return any(t.is_dynamic for t in self.inputs)
+
+    def to_dict(self) -> dict:
+        """A JSON-friendly summary for a manifest: IO tensors and the op list."""
+        counts, versions = self.op_counts(), self.op_versions()
+        return {
+            "path": self.path, "size_bytes": self.size_bytes, "subgraphs": self.subgraph_count,
+            "description": self.description, "min_runtime": self.min_runtime,
+            "inputs": [t.to_dict() for t in self.inputs], "outputs": [t.to_dict() for t in self.outputs],
+            "dynamic_shape": self.has_dynamic_shape,
+            "ops": [{"name": n, "versions": versions[n], "count": c} for n, c in counts.items()],
+        }
+
+
+def op_macs(op: OpInfo) -> int:
+    """Multiply-accumulates of one convolution-type op at its static shapes (0 for other ops).
+
+    Weight layouts (TFLite schema): CONV_2D and TRANSPOSE_CONV (O, kh, kw, I), DEPTHWISE_CONV_2D
+    (1, kh, kw, C*m), FULLY_CONNECTED (O, I). TRANSPOSE_CONV's inputs are (output_shape, weights, x).
+    """
+    def elements(t, drop_last=False):
+        dims = t.shape[:-1] if drop_last else t.shape
+        return int(np.prod(dims)) if dims else 1
+
+    if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and len(op.inputs) > 1 and op.inputs[1]:
+        weights, out = op.inputs[1], op.outputs[0]
+        per_output = int(np.prod(weights.shape[1:])) if op.name != "DEPTHWISE_CONV_2D" else \
+            int(np.prod(weights.shape[1:3]))
+        return elements(out) * per_output
+    if op.name == "TRANSPOSE_CONV" and len(op.inputs) > 2 and op.inputs[1] and op.inputs[2]:
+        weights, x = op.inputs[1], op.inputs[2]
+        return elements(x, drop_last=True) * int(np.prod(weights.shape))
+    return 0
+
+
+def count_macs(model: TFLiteModel) -> int | None:
+    """Total MACs of one inference at the file's static input size; None for a dynamic-shape file."""
+    if model.has_dynamic_shape:
+        return None
+    return sum(op_macs(op) for op in model.ops)
+
+
+def receptive_radius(model: TFLiteModel) -> float:
+    """Worst-case receptive radius of a fixed-shape conv net in input pixels (``inf`` after a global pooling).
+
+    Walked along the graph with a radius r and a jump j (input pixels per step) per tensor: a k x k SAME conv adds
+    (k - 1) / 2 * j, a pool (f - 1) * j, a stride-s transposed conv (ceil(k / s) - 1) * j + (s - 1) * j / s; strides
+    multiply j, transposed convs and DEPTH_TO_SPACE divide it; other ops take the largest of their inputs. A tile
+    margin at least this large gives every kept output pixel its whole receptive field.
+    """
+    state = {t.index: (0.0, 1.0) for t in model.inputs}
+    for op in model.ops:
+        live = [state[t.index] for t in op.inputs if t is not None and t.index in state]
+        if not live:
+            continue
+        r, j = max(v[0] for v in live), max(v[1] for v in live)
+        o = op.options
+        if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            k = max(op.inputs[1].shape[1:3])
+            r += (k - 1) * o.get("dilation_h_factor", 1) * j / (2 if o.get("padding") == "SAME" else 1)
+            j *= o.get("stride_h", 1)
+        elif op.name in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
+            r += (o["filter_height"] - 1) * j
+            j *= o["stride_h"]
+        elif op.name == "TRANSPOSE_CONV":
+            k, stride = op.inputs[1].shape[1], o["stride_h"]
+            r += (-(-k // stride) - 1) * j + (stride - 1) * j / stride
+            j /= stride
+        elif op.name == "DEPTH_TO_SPACE":
+            j /= o["block_size"]
+        elif op.name == "SPACE_TO_DEPTH":
+            j *= o["block_size"]
+        elif op.name in ("MEAN", "SUM", "REDUCE_MAX") and len(op.outputs[0].shape) == 4 and \
+                op.outputs[0].shape[1:3] == (1, 1) and op.inputs[0].shape[1:3] != (1, 1):
+            r = float("inf")  # a global statistic (squeeze-excite): every pixel sees the whole input
+        for t in op.outputs:
+            state[t.index] = (r, j)
+    return max(state[t.index][0] for t in model.outputs if t.index in state)
+
+
+def input_multiple(model: TFLiteModel) -> int:
+    """The largest total stride inside the net: packed input sides must be multiples of it (pooling grids)."""
+    state, multiple = {t.index: 1.0 for t in model.inputs}, 1.0
+    for op in model.ops:
+        live = [state[t.index] for t in op.inputs if t is not None and t.index in state]
+        if not live:
+            continue
+        j, o = max(live), op.options
+        if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D"):
+            j *= o.get("stride_h", 1)
+        elif op.name == "TRANSPOSE_CONV":
+            j /= o["stride_h"]
+        elif op.name in ("DEPTH_TO_SPACE", "SPACE_TO_DEPTH"):
+            j = j / o["block_size"] if op.name == "DEPTH_TO_SPACE" else j * o["block_size"]
+        multiple = max(multiple, j)
+        for t in op.outputs:
+            state[t.index] = j
+    return int(round(multiple))
+
+
+def refit(data: bytes, height: int, width: int) -> bytes:
+    """A fixed-shape ``.tflite`` rewritten for a (1, height, width, C) input: same ops, weights and quantisation.
+
+    Dims 1 and 2 of every non-constant 4-D tensor and the constant ``output_shape`` of every TRANSPOSE_CONV scale
+    by height / H and width / W of the file's own input (the file refitted to its own size is byte-identical).
+    Unlike resizing a dynamic-shape file at run time, every op keeps static shapes, so XNNPACK takes the same
+    graph at any size.
+    """
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
+    graph = model.subgraphs[0]
+    h0, w0 = (int(d) for d in graph.tensors[graph.inputs[0]].shape[1:3])
+
+    def scaled(shape):
+        n, h, w, c = (int(d) for d in shape)
+        if (h * height) % h0 or (w * width) % w0:
+            raise ValueError(f"cannot refit {h}x{w} by {height}/{h0} x {width}/{w0}: use a multiple of the input")
+        return np.asarray([n, h * height // h0, w * width // w0, c], np.int32)
+
+    def constant(tensor):
+        return model.buffers[tensor.buffer].data is not None and len(model.buffers[tensor.buffer].data) > 0
+
+    transpose = {i for i, code in enumerate(model.operatorCodes)
+                 if max(code.builtinCode, code.deprecatedBuiltinCode) == schema.BuiltinOperator.TRANSPOSE_CONV}
+    for op in graph.operators:
+        if op.opcodeIndex in transpose:
+            buffer = model.buffers[graph.tensors[op.inputs[0]].buffer]
+            shape = np.frombuffer(np.asarray(buffer.data, np.uint8).tobytes(), np.int32)
+            buffer.data = np.frombuffer(scaled(shape).tobytes(), np.uint8)
+    for tensor in graph.tensors:
+        if tensor.shape is not None and len(tensor.shape) == 4 and not constant(tensor):
+            tensor.shape = scaled(tensor.shape)
+            if tensor.shapeSignature is not None and len(tensor.shapeSignature):
+                tensor.shapeSignature = scaled(tensor.shapeSignature)
+    builder = flatbuffers.Builder(len(data) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
+    return bytes(builder.Output())
+
+
+def read(path) -> TFLiteModel:
+    """Read and parse a .tflite file; a missing or malformed file raises a one-line UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise fail(path, "file not found")
+    return parse(path.read_bytes(), str(path))
+
+
+def parse(data: bytes, name: str = "<bytes>") -> TFLiteModel:
+    """Parse the bytes of a .tflite flatbuffer (``name`` is used in error messages)."""
+    if len(data) < 8 or data[4:8] != FILE_IDENTIFIER:
+        raise fail(name, "not a TFLite flatbuffer (no 'TFL3' file identifier)")
+    try:
+        model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
+        return _build(model, data, name)
+    except Exception as err:  # noqa: BLE001 - flatbuffers raises IndexError/struct.error/... on damaged data
+        raise fail(name, f"not a TFLite flatbuffer ({_first_line(err)}; truncated or damaged?)") from None
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def _build(model, data: bytes, name: str) -> TFLiteModel:
+    if not model.subgraphs:
+        raise ValueError("model has no subgraph")
+    constant = _constant_buffers(model.buffers or [], len(data))
+    graph = model.subgraphs[0]
+    tensors = [_tensor(i, t, constant) for i, t in enumerate(graph.tensors or [])]
+    ops = [_op(i, op, model.operatorCodes or [], tensors) for i, op in enumerate(graph.operators or [])]
+    return TFLiteModel(
+        path=name, size_bytes=len(data), ops=ops,
+        inputs=[tensors[i] for i in _ints(graph.inputs)], outputs=[tensors[i] for i in _ints(graph.outputs)],
+        subgraph_count=len(model.subgraphs), description=_text(model.description),
+        min_runtime=_metadata_text(model, "min_runtime_version"), schema_version=int(model.version))
+
+
+def _constant_buffers(buffers, file_size: int) -> set:
+    """Indices of buffers holding data, inline or (models > 2 GB) at an offset after the flatbuffer."""
+    found = set()
+    for i, buf in enumerate(buffers):
+        if buf.offset > 1:
+            if buf.offset + buf.size > file_size:
+                raise ValueError(f"buffer {i} ends past the end of the file")
+            found.add(i)
+        elif buf.data is not None and len(buf.data) > 0:
+            found.add(i)
+    return found
+
+
+def _tensor(index: int, t, constant: set) -> TensorInfo:
+    shape = tuple(_ints(t.shape))
+    signature = tuple(_ints(t.shapeSignature)) if t.shapeSignature is not None else shape
+    q = t.quantization
+    scales = tuple(float(s) for s in _list(q.scale)) if q is not None else ()
+    zeros = tuple(int(z) for z in _list(q.zeroPoint)) if q is not None else ()
+    return TensorInfo(
+        index=index, name=_text(t.name), shape=shape, shape_signature=signature,
+        dtype=TENSOR_TYPES.get(t.type, f"type{t.type}").lower(), is_constant=t.buffer in constant,
+        scales=scales, zero_points=zeros, quantized_dimension=int(q.quantizedDimension) if q is not None else 0)
+
+
+def _op(index: int, op, opcodes, tensors) -> OpInfo:
+    code = opcodes[op.opcodeIndex]
+    builtin = max(code.deprecatedBuiltinCode, code.builtinCode)  # the schema's rule for the two fields
+    custom = builtin == schema.BuiltinOperator.CUSTOM
+    name = _text(code.customCode) if custom else BUILTIN_OPS.get(builtin, f"BUILTIN_{builtin}")
+    options = _options(op.builtinOptions) or _options(op.builtinOptions2)
+    return OpInfo(
+        index=index, name=name, version=int(code.version), custom=custom, options=options,
+        inputs=tuple(tensors[i] if i >= 0 else None for i in _ints(op.inputs)),
+        outputs=tuple(tensors[i] for i in _ints(op.outputs)))
+
+
+def _options(obj) -> dict:
+    """A builtin-options object as a plain dict: snake_case keys, enum values by name, lists as lists."""
+    if obj is None:
+        return {}
+    out = {}
+    for key, value in vars(obj).items():
+        snake = _snake(key)
+        names = _ENUM_OPTIONS_BY_CLASS.get((type(obj).__name__, key)) or _ENUM_OPTIONS.get(snake)
+        if names is not None and isinstance(value, (int, np.integer)):
+            value = names.get(int(value), int(value))
+        elif isinstance(value, (np.ndarray, list, tuple)):
+            value = [v.item() if isinstance(v, np.generic) else v for v in value]
+        elif isinstance(value, np.generic):
+            value = value.item()
+        elif isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        elif not isinstance(value, (bool, int, float, str)) and value is not None:
+            continue  # nested tables (rare in builtin options) are left out
+        out[snake] = value
+    return out
+
+
+def _snake(name: str) -> str:
+    """camelCase -> snake_case, keeping one-letter words apart (dilationWFactor -> dilation_w_factor)."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
+def _metadata_text(model, key: str):
+    for meta in model.metadata or []:
+        if _text(meta.name) == key and meta.buffer < len(model.buffers or []):
+            raw = model.buffers[meta.buffer].data
+            return bytes(np.asarray(raw, dtype=np.uint8)).rstrip(b"\0").decode("utf-8", "replace") or None
+    return None
+
+
+def _list(v) -> list:
+    return [] if v is None else list(v)
+
+
+def _ints(v) -> list:
+    return [int(x) for x in _list(v)]
+
+
+def _text(v) -> str:
+    if v is None:
+        return ""
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)

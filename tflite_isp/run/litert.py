@@ -1,0 +1,69 @@
+"""Run a ``.tflite`` file with the LiteRT interpreter (ai-edge-litert; XNNPACK on by default).
+
+Inputs and outputs are float arrays in the model's normalised convention; quantised IO is
+applied and removed here with the file's own scale and zero point, so callers never see it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tflite_isp.core.errors import fail
+from ai_edge_litert.interpreter import Interpreter
+
+
+def _quantise(x: np.ndarray, detail: dict) -> np.ndarray:
+    dtype = detail["dtype"]
+    if not np.issubdtype(dtype, np.integer):
+        return x.astype(dtype)
+    scale, zero = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+
+
+def _dequantise(y: np.ndarray, detail: dict) -> np.ndarray:
+    if not np.issubdtype(y.dtype, np.integer):
+        return y.astype(np.float32)
+    scale, zero = detail["quantization"]
+    return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
+
+
+class Runner:
+    """One loaded model: ``runner(x)`` maps a float (1, H, W, 4) input to the float output."""
+
+    def __init__(self, model, threads: int = 2):
+
+        kwargs = {"model_content": model} if isinstance(model, (bytes, bytearray)) else {"model_path": str(model)}
+        self.name = "<bytes>" if "model_content" in kwargs else str(model)
+        if "model_path" in kwargs and not Path(model).is_file():
+            raise fail(model, "file not found")
+        try:
+            self.interpreter = Interpreter(num_threads=threads, **kwargs)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as err:
+            raise fail(self.name, f"LiteRT cannot load it ({str(err).strip().splitlines()[0]})") from None
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self._shape = tuple(self.input["shape"])
+
+    @property
+    def input_shape(self) -> tuple:
+        """(1, H, W, C); -1 where the file's signature is dynamic."""
+        return tuple(int(d) for d in self.input["shape_signature"])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if tuple(x.shape) != self._shape:
+            if any(int(a) != b and int(a) != -1 for a, b in zip(self.input["shape_signature"], x.shape)):
+                raise ValueError(f"{self.name}: input shape {tuple(x.shape)} does not fit {self.input_shape}")
+            self.interpreter.resize_tensor_input(self.input["index"], list(x.shape), strict=True)
+            self.interpreter.allocate_tensors()
+            self.input = self.interpreter.get_input_details()[0]
+            self.output = self.interpreter.get_output_details()[0]
+            self._shape = tuple(x.shape)
+        self.interpreter.set_tensor(self.input["index"], _quantise(np.asarray(x, np.float32), self.input))
+        self.interpreter.invoke()
+        return _dequantise(self.interpreter.get_tensor(self.output["index"]), self.output)
+
+
+__all__ = ["Runner"]

@@ -1,0 +1,93 @@
+"""``python -m tflite_isp.score --zoo``: the built-in models trained on the embedded ISP set, exported FP32 and
+INT8 at Full HD and scored in one leaderboard, so a new user sees the whole table from one command.
+
+Runs live in ``runs/zoo/<model>``; a finished run or export is reused, so a second call only scores.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from tflite_isp.core.errors import UserError
+
+ZOO_MODELS = ("smallnet", "punet", "sid_unet", "csanet")
+ZOO_DIR = Path("runs/zoo")
+PRECISIONS = ("fp32", "int8")
+
+
+def trained(run_dir: Path) -> bool:
+    return (run_dir / "model.keras").is_file() and (run_dir / "metrics.json").is_file()
+
+
+def exported(run_dir: Path) -> bool:
+    """Every zoo precision exported from the current model.keras."""
+    keras_time = (run_dir / "model.keras").stat().st_mtime
+    return all((run_dir / "export" / p / "manifest.json").is_file()
+               and (run_dir / "export" / p / "manifest.json").stat().st_mtime >= keras_time for p in PRECISIONS)
+
+
+def _command(module: str, args: list, what: str, log) -> None:
+    """``python -m tflite_isp.MODULE ARGS`` as a child process (its progress goes to our stderr); its one-line
+    error becomes ours. The zoo drives train and export as commands, so scoring never imports training."""
+    cmd = [sys.executable, "-m", f"tflite_isp.{module}", *map(str, args)]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    gate = [line for line in proc.stderr.splitlines() if line.startswith("FAILED ")]
+    if proc.returncode == 1 and gate:  # a fidelity gate failed: that precision is not written, its row says so
+        log(f"zoo: {what}: " + "; ".join(gate))
+    elif proc.returncode:
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("error: ")]
+        raise UserError(f"{what} failed: {(errors or lines or ['exit code %d' % proc.returncode])[-1]}")
+    log(proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else f"{what}: done")
+
+
+def train_args(name: str, run_dir: Path, *, data: str, steps: int, seed: int, **settings) -> list:
+    """The ``python -m tflite_isp.train`` arguments of one zoo model (``settings``: more train flags)."""
+    settings = {**({"epochs": 1, "steps_per_epoch": steps} if steps else {}), **settings}
+    args = ["--model", name, "--data", data, "--out", run_dir, "--seed", seed]
+    args += [f"--{key}={value}" for key, value in settings.items()]
+    if (run_dir / "checkpoints" / "checkpoint").is_file():  # an interrupted zoo run continues
+        args.append("--resume")
+    return args
+
+
+def prepare(name: str, root: Path, *, data: str, steps: int, seed: int, log=print, **train_settings) -> Path:
+    """Train (unless done) and export (unless done) one built-in model; returns its export root."""
+    run_dir = Path(root) / name
+    if not trained(run_dir):
+        log(f"zoo: training {name} into {run_dir}")
+        _command("train", train_args(name, run_dir, data=data, steps=steps, seed=seed, **train_settings),
+                 f"training {name}", log)
+    if not exported(run_dir):
+        log(f"zoo: exporting {name} ({', '.join(PRECISIONS)})")
+        for precision in PRECISIONS:
+            flag = [] if precision == "fp32" else [f"--{precision}"]
+            _command("export", [run_dir, *flag, "--seed", seed], f"exporting {name} {precision}", log)
+    return run_dir / "export"
+
+
+def run(cfg, score, *, models=ZOO_MODELS, steps: int = 0, seed: int = 0, root: Path = ZOO_DIR,
+        **train_settings) -> dict:
+    """Prepare every zoo model on ``cfg.data`` (default: the embedded ISP set), then ``score(cfg)`` all their
+    exports together; a model that fails to train or export is a failed row, the rest are scored.
+
+    ``score`` is passed in (the leaderboard's ``run``), so this module sits beside it without a circle.
+    """
+
+    def log(message):
+        print(message, file=sys.stderr, flush=True)
+
+    data, root = cfg.data or "embedded:isp", Path(root)
+    roots = []
+    for name in models:
+        try:
+            roots.append(str(prepare(name, root, data=data, steps=steps, seed=seed, log=log, **train_settings)))
+        except UserError as err:
+            log(f"zoo: {name}: FAILED: {err}")
+            roots.append(str(root / name / "export"))  # scored as a failed row naming what is missing
+    return score(replace(cfg, models=tuple(roots), data=data, out=cfg.out or str(root / "score")))
+
+
+__all__ = ["run", "prepare", "ZOO_DIR", "ZOO_MODELS"]
