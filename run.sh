@@ -32,14 +32,20 @@ ensure_test_tools() {
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "installing Debian packages for the tests: ${missing[*]} ..." >&2
         { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-            "${missing[@]}" >/dev/null; } || echo "warning: installing ${missing[*]} failed; tests needing them fail" >&2
+            "${missing[@]}" >/dev/null; } || {
+            echo "error: installing ${missing[*]} failed; the tests need them" >&2
+            [ -z "${CI:-}" ] || exit 1
+        }
     else
         echo "warning: the tests need Debian's ${missing[*]} (apt-get install ${missing[*]})" >&2
+        [ -z "${CI:-}" ] || { echo "error: CI cannot run without them" >&2; exit 1; }
     fi
 }
 
 case "${1:-}" in
-    test) shift; ensure_test_tools; exec "$VENV/bin/python" -m pytest "$@" ;;
+    test) shift; ensure_test_tools
+        "$VENV/bin/ruff" check tflite_isp tests benchmarks
+        exec "$VENV/bin/python" -m pytest "$@" ;;
     "" | -*) exec "$VENV/bin/python" -m tflite_isp "$@" ;;
     *) module=$1; shift; exec "$VENV/bin/python" -m "tflite_isp.$module" "$@" ;;
 esac

@@ -157,10 +157,9 @@ def smooth_inputs(n: int, height: int, width: int, seed: int) -> list:
 
 def load_model(name: str, args):
     """(recipe, Keras model, source description) with a dynamic or (H, W) input."""
-    from tflite_isp.export import cli as export
-    from tflite_isp.nets import architectures
-    from tflite_isp.nets import recipes
     from tflite_isp.core.tf import keras
+    from tflite_isp.export import exporter as export
+    from tflite_isp.nets import architectures, recipes
 
     run_dir = args.run_dirs.get(name)
     if run_dir is None:
@@ -191,10 +190,10 @@ def measure_model(name: str, args, table: dict) -> dict:
     import numpy as np
 
     from tflite_isp.export import convert
-from tflite_isp.run import flatbuffer
     from tflite_isp.nets import architectures
-    from tflite_isp.run import litert as runtime
     from tflite_isp.nets.stats import count_macs, count_params
+    from tflite_isp.run import flatbuffer
+    from tflite_isp.run import litert as runtime
 
     h, w = args.height, args.width
     load_start = load_average()

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tflite_isp.core import atomic  # noqa: E402
-from tflite_isp.export import cli as export  # noqa: E402
+from tflite_isp.export import exporter as export  # noqa: E402
 
 TARGETS = {"int8": 0.5, "int8_qat": 0.1}
 

@@ -42,8 +42,8 @@ if str(REPO) not in sys.path:  # run from a checkout without installing
 from bench_machine import generated_by, load_average, machine_info  # noqa: E402
 
 from tflite_isp.core import atomic  # noqa: E402
-from tflite_isp.run import timing  # noqa: E402
 from tflite_isp.core.errors import UserError, run_cli  # noqa: E402
+from tflite_isp.run import timing  # noqa: E402
 
 THEIRS = "ai_edge_litert.tools.benchmark_litert_model"
 DEFAULT_MODELS, DEFAULT_PRECISIONS = "smallnet,sid_unet,punet", "fp32,int8"
@@ -100,10 +100,9 @@ def make_models(args) -> list:
     """Build the recipes' networks at a fixed (1, H, W, 4) input and convert each precision; the file paths."""
     import numpy as np
 
-    from tflite_isp.export import convert
-    from tflite_isp.nets import architectures
-    from tflite_isp.nets import recipes
     from tflite_isp.core.tf import keras
+    from tflite_isp.export import convert
+    from tflite_isp.nets import architectures, recipes
 
     table = convert.precisions()
     unknown = [p for p in args.precisions if p not in table]

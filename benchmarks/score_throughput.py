@@ -63,10 +63,9 @@ def make_full_hd_set(root: Path, n: int) -> Path:
 def export_model(name: str, work: Path, data: Path, precisions) -> Path:
     """A random-weight run of recipe ``name`` on ISP data (``data``: calibrates the INT8 file), exported at
     Full HD; returns its export root."""
-    from tflite_isp.export import cli as export
-    from tflite_isp.nets import architectures
-    from tflite_isp.nets import recipes
     from tflite_isp.core.tf import keras
+    from tflite_isp.export import exporter as export
+    from tflite_isp.nets import architectures, recipes
 
     recipe = recipes.load_recipe(name)
     recipe = recipes.Recipe.from_dict({**recipe.to_dict(), "task": "isp"})
@@ -85,8 +84,8 @@ def parts(scorer, entry, split) -> dict:
     """Decode, one inference and the metrics, each timed alone on the same images (ms per image)."""
     from tflite_isp.core import metrics
     from tflite_isp.data import pipeline
-    from tflite_isp.score import cli as score
     from tflite_isp.run.litert import Runner
+    from tflite_isp.score import cli as score
 
     blacks, whites = score.check_fits(entry, split)
     runner = Runner(entry.path, threads=scorer.cfg.threads)

@@ -146,7 +146,7 @@ def zoo_file(name: str, precision: str, args) -> Path:
 
 def fp16_file(name: str, args) -> Path:
     """fp16 export of the zoo run's model.keras into build/suite/<name>/fp16 (reused while newer than the model)."""
-    from tflite_isp.export import cli as export
+    from tflite_isp.export import exporter as export
 
     run_dir = Path(args.zoo_dir) / name
     zoo_file(name, "fp32", args)  # the run must exist (trained if not)
@@ -216,8 +216,8 @@ def parameters(model) -> int:
 
 def describe(path: Path) -> dict:
     """Size, parameters, MACs per Full HD frame, ops and IO of one file."""
-    from tflite_isp.run import records as runtimes
     from tflite_isp.run import flatbuffer
+    from tflite_isp.run import records as runtimes
 
     model = flatbuffer.read(path)
     signature = tuple(model.inputs[0].shape_signature)

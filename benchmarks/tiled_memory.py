@@ -357,8 +357,7 @@ def main(argv=None) -> int:
     from bench_machine import load_average, machine_info
 
     from tflite_isp.core import atomic
-    from tflite_isp.run import flatbuffer
-    from tflite_isp.run import tiling
+    from tflite_isp.run import flatbuffer, tiling
 
     t_start = time.perf_counter()
     out = Path(args.out)

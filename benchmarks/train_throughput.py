@@ -119,21 +119,22 @@ def data_info(layout, root, split) -> dict:
 # --- Measurement -----------------------------------------------------------------------------
 
 def measure_model(name: str, args, data) -> dict:
-    from tflite_isp.data import layouts, pipeline
-    from tflite_isp.nets import architectures
-    from tflite_isp.nets import recipes
-    from tflite_isp.train import cli as train
+    # lazy: TensorFlow start-up only once a model is measured (argument errors come first)
     from tflite_isp.core.tf import keras, tf
-    from tflite_isp.train.losses import make_loss, parse_loss
+    from tflite_isp.data import layouts, pipeline
+    from tflite_isp.nets import architectures, recipes
     from tflite_isp.nets.stats import count_macs, count_params
+    from tflite_isp.train import loop
+    from tflite_isp.train.config import TrainConfig, resolve
+    from tflite_isp.train.losses import make_loss, parse_loss
 
     layout, root, split = data
     recipe = recipes.load_recipe(name)
     explicit = tuple(k for k in ("batch", "patch") if getattr(args, k) is not None)
-    cfg = train.resolve(train.TrainConfig(model=name, seed=args.seed, explicit=explicit,
-                                          **{k: getattr(args, k) for k in explicit}), recipe)
+    cfg = resolve(TrainConfig(model=name, seed=args.seed, explicit=explicit,
+                              **{k: getattr(args, k) for k in explicit}), recipe)
     multiple = architectures.input_multiple(recipe.model)
-    train._check(cfg, multiple, recipe)
+    loop.check(cfg, multiple, recipe)
     loss_fn = make_loss(parse_loss(cfg.loss), vgg_weights=cfg.vgg_weights, patch=cfg.patch)
     layouts.input_levels(split, recipe.input)  # fails early on a normalisation mismatch
 
@@ -141,7 +142,7 @@ def measure_model(name: str, args, data) -> dict:
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():
         model = architectures.build(recipe.model, name=recipe.name)
-        optimizer = keras.optimizers.Adam(learning_rate=train._schedule(cfg, cfg.epochs * cfg.steps_per_epoch))
+        optimizer = keras.optimizers.Adam(learning_rate=loop.schedule(cfg, cfg.epochs * cfg.steps_per_epoch))
     optimizer.build(model.trainable_variables)
     params = count_params(model)
     packed = cfg.patch // 2

@@ -56,7 +56,7 @@ echo "$p Inference timings in us: Init: 20500, First inference: 9100, Warmup (av
 @pytest.fixture(scope="module")
 def export_root(tmp_path_factory, isp_data):
     """A Smallnet export (fp32, int8) at 32 x 48 packed, in a folder whose path has a space."""
-    from tflite_isp.export import cli as ex
+    from tflite_isp.export import exporter as ex
 
     root = tmp_path_factory.mktemp("android") / "my runs"
     run = make_run(root / "smallnet", "smallnet", f"mai21:{isp_data}")

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tflite_isp.score import baseline
-from tflite_isp.raw import bayer, rawio
-from tflite_isp.data import layouts
 from tflite_isp.core.errors import UserError
+from tflite_isp.data import layouts
+from tflite_isp.raw import bayer, rawio
+from tflite_isp.score import baseline
 
 ISP_PSNR_FLOOR = 15.0
 ISP_CHROMA_FLOOR = 0.3

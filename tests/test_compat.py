@@ -5,10 +5,10 @@ import tomllib
 import numpy as np
 import pytest
 
+from tflite_isp.core.errors import UserError
+from tflite_isp.core.tf import keras, tf
 from tflite_isp.export import compat
 from tflite_isp.run import flatbuffer
-from tflite_isp.core.tf import keras, tf
-from tflite_isp.core.errors import UserError
 from tflite_isp.run.flatbuffer import OpInfo, TensorInfo, TFLiteModel
 
 SHAPE = (16, 16, 4)

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from conftest import run_module
 
-from tflite_isp.nets import architectures
-from tflite_isp.nets import recipes
 from tflite_isp.core.tf import keras, tf
+from tflite_isp.nets import architectures, recipes
 from tflite_isp.nets.stats import count_macs, count_params
 
 # reference-architectures.md §0/§3.2 [derived]: 592 + 2320 (extraction) + 2 x 8120 (DAMs) + 2320 (merge)
@@ -116,9 +115,9 @@ def test_train_command_writes_a_run(trained):
 
 def test_int8_export_runs_and_is_fully_delegable(trained, tmp_path):
     from tflite_isp.export import compat
-from tflite_isp.run import flatbuffer
+    from tflite_isp.export import exporter as ex
+    from tflite_isp.run import flatbuffer
     from tflite_isp.run import litert as runtime
-    from tflite_isp.export import cli as ex
 
     cfg = ex.ExportConfig(source=str(trained), out=str(tmp_path / "out"), precisions=("int8",), size=SIZE,
                           calibration_images=6, fidelity_images=4, model_none=True, log=False)

@@ -6,11 +6,11 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from tflite_isp.raw import bayer
+from tflite_isp.core.errors import UserError
+from tflite_isp.core.tf import tf
 from tflite_isp.data import layouts, pipeline
 from tflite_isp.nets import recipes
-from tflite_isp.core.tf import tf
-from tflite_isp.core.errors import UserError
+from tflite_isp.raw import bayer
 
 SMALLNET = recipes.load_recipe("smallnet")
 SID = recipes.load_recipe("sid_unet")

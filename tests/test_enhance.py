@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from conftest import make_run, run_module
 
-from tflite_isp.raw import dng
 from tflite_isp.apps import enhance
+from tflite_isp.raw import dng
 from tflite_isp.run import flatbuffer
 
 XYZ_TO_CAM = [[0.6722, -0.0635, -0.0963], [-0.4287, 1.2460, 0.2028], [-0.0908, 0.2162, 0.5668]]
@@ -29,7 +29,7 @@ def write_photo_dng(path, size=(200, 304), orientation=1, black=64, white=1023, 
 
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory, isp_data):
-    from tflite_isp.export import cli as ex
+    from tflite_isp.export import exporter as ex
 
     root = tmp_path_factory.mktemp("enhance")
     run = make_run(root / "smallnet", "smallnet", f"mai21:{isp_data}")
@@ -163,8 +163,8 @@ def test_bad_input_is_one_line(export_dir, tmp_path, case, message):
 @pytest.fixture(scope="module")
 def lowlight_exports(tmp_path_factory, lowlight_data):
     """(a small SID U-Net fp32 export, a ratio predictor trained for one epoch on the same set)."""
-    from tflite_isp.export import cli as ex
     from tflite_isp.apps import ratio
+    from tflite_isp.export import exporter as ex
 
     root = tmp_path_factory.mktemp("enhance_lowlight")
     run = make_run(root / "sid_unet", "sid_unet", f"sid:{lowlight_data}", width_multiplier=0.125)

@@ -21,7 +21,7 @@ def runs(tmp_path_factory, isp_data, lowlight_data):
 
 
 def export(source, out, precisions, **options):
-    from tflite_isp.export import cli as ex
+    from tflite_isp.export import exporter as ex
 
     settings = {"size": SIZE, "calibration_images": 6, "fidelity_images": 4, "qat_steps": 3, "log": False, **options}
     cfg = ex.ExportConfig(source=str(source), out=str(out), precisions=tuple(precisions), **settings)
@@ -32,8 +32,8 @@ def export(source, out, precisions, **options):
 def test_every_precision_converts_runs_and_matches_its_manifest(runs, tmp_path, name):
     from ai_edge_litert.interpreter import Interpreter
 
-    from tflite_isp.run import litert as runtime
     from tflite_isp.run import flatbuffer
+    from tflite_isp.run import litert as runtime
 
     precisions = ("fp32", "fp16", "dynamic", "int8", "int8_qat", "int16x8")
     with_none = name == "smallnet"  # model_none doubles the conversions; one model shows it works for all
@@ -93,9 +93,9 @@ def test_qat_gives_an_all_int8_graph_with_an_int8_pixel_shuffle(runs, tmp_path, 
 
 def test_qat_ranges_start_from_the_float_model(runs):
     """Calibrated QAT ranges: the fake-quantised model is close to the float one before any training."""
-    from tflite_isp.nets import architectures
-    from tflite_isp.export import qat
     from tflite_isp.core.tf import keras
+    from tflite_isp.export import qat
+    from tflite_isp.nets import architectures
 
     model = keras.models.load_model(str(runs["smallnet"] / "model.keras"), custom_objects=architectures.CUSTOM_OBJECTS)
     x = np.random.default_rng(0).uniform(0, 0.5, (1, *SIZE, 4)).astype(np.float32)
@@ -143,10 +143,10 @@ def test_debug_quant_ranks_layers_and_keeps_the_worst_in_float(runs, tmp_path):
 
 def test_raw_input_puts_normalisation_in_the_graph(runs, tmp_path, isp_data):
     """A --raw_input file takes sensor values and gives what the normalised model gives."""
-    from tflite_isp.export import cli as ex
+    from tflite_isp.core.tf import keras
+    from tflite_isp.export import exporter as ex
     from tflite_isp.nets import architectures
     from tflite_isp.run import litert as runtime
-    from tflite_isp.core.tf import keras
 
     results, _ = export(runs["smallnet"], tmp_path / "out", ["fp32"], raw_input=True)
     manifest = results["fp32"]
@@ -215,9 +215,9 @@ def test_bad_input_is_one_line_and_leaves_no_folder(runs, tmp_path):
 def test_empty_calibration_split_and_unannotatable_layer(runs, tmp_path, isp_data):
     import shutil
 
-    from tflite_isp.export import qat
-    from tflite_isp.core.tf import keras
     from tflite_isp.core.errors import UserError
+    from tflite_isp.core.tf import keras
+    from tflite_isp.export import qat
 
     empty = tmp_path / "empty"
     shutil.copytree(isp_data, empty)

@@ -16,10 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
+from components import missing
 from conftest import run_module
 
-from tflite_isp.devices import tegrastats
 from tflite_isp.core.errors import UserError
+from tflite_isp.devices import tegrastats
 
 SSHD = "/usr/sbin/sshd"
 FIXED = (1, 32, 32, 4)
@@ -55,7 +56,7 @@ def _keygen(path: Path) -> str:
 def sshd(tmp_path_factory):
     """A private sshd on 127.0.0.1 and an ssh config with aliases: board, board-tegra, board-badkey, board-closed."""
     if not Path(SSHD).is_file() or not shutil.which("ssh") or not shutil.which("ssh-keygen"):
-        pytest.skip(f"{SSHD}, ssh or ssh-keygen is not installed")
+        missing(f"{SSHD}, ssh or ssh-keygen is not installed (apt-get install openssh-server openssh-client)")
     root = tmp_path_factory.mktemp("sshd")
     if os.geteuid() == 0:
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation dir, made at boot normally
@@ -225,7 +226,7 @@ def test_a_benchmark_model_binary_is_copied_run_and_read(sshd, models, tmp_path)
 
 def test_a_file_that_fails_gets_an_error_record_and_the_others_finish(sshd, models, tmp_path):
     from tflite_isp.devices import jetson_cli as jetson
-    from tflite_isp.run import records as runtimes
+    from tflite_isp.run import records
     from tflite_isp.run.entries import entries_for
 
     entries = entries_for([str(models["fixed"]), str(models["dynamic"])], "smallnet")
@@ -237,10 +238,10 @@ def test_a_file_that_fails_gets_an_error_record_and_the_others_finish(sshd, mode
     assert "cannot resize" in dynamic["error"] and dynamic["sha256"] == entries[1].keys()[-1]
     assert doc["device"]["tool"] == "litert" and "LiteRT CompiledModel CPU" in doc["source"]
     assert "FAILED" in jetson.table(devices)
-    out = runtimes.write_devices(tmp_path / "runs.json", devices)
+    out = records.write_devices(tmp_path / "runs.json", devices)
     with pytest.raises(UserError, match="timing failed on the device"):
-        runtimes.FromJson(out, "jetson:board").measure(entries[1])
-    assert runtimes.FromJson(out, "jetson:board").measure(entries[0]).ms == fixed["ms"]
+        records.FromJson(out, "jetson:board").measure(entries[1])
+    assert records.FromJson(out, "jetson:board").measure(entries[0]).ms == fixed["ms"]
 
 
 def test_board_runtime_counts_tiles_of_a_full_hd_frame(sshd, models):
@@ -304,7 +305,7 @@ def test_timing_errors_and_timeouts_are_one_line(sshd, tmp_path):
 # --- The command ---------------------------------------------------------------------------------------------------
 
 def test_jetson_command_writes_the_runtime_json_that_score_reads(sshd, models, isp_data, tmp_path):
-    from tflite_isp.run import records as runtimes
+    from tflite_isp.run import records
     from tflite_isp.run.entries import entries_for
 
     out = tmp_path / "runs.json"
@@ -321,10 +322,10 @@ def test_jetson_command_writes_the_runtime_json_that_score_reads(sshd, models, i
     assert f"--runtime jetson:board --runtime_json {out}" in proc.stdout and "FAILED jetson:board-closed" in proc.stderr
 
     entry = entries_for([str(models["fixed"])], "smallnet")[0]
-    measured = runtimes.parse("jetson:board", str(out), threads=1, runs=1, warmup=0).measure(entry)
+    measured = records.parse("jetson:board", str(out), threads=1, runs=1, warmup=0).measure(entry)
     assert measured.ms == record["ms"] and measured.source.startswith("jetson:board (")
     with pytest.raises(UserError, match="failed when it was measured"):
-        runtimes.parse("jetson:board-closed", str(out), threads=1, runs=1, warmup=0)
+        records.parse("jetson:board-closed", str(out), threads=1, runs=1, warmup=0)
 
     board = tmp_path / "score"
     proc = run_module("tflite_isp.score", models["fixed"], "--recipe", "smallnet", "--data", f"mai21:{isp_data}",

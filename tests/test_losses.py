@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from tflite_isp.core.tf import keras, tf
 from tflite_isp.core.errors import UserError
+from tflite_isp.core.tf import keras, tf
 from tflite_isp.train.losses import make_loss, parse_loss
 
 rng = np.random.default_rng(0)

@@ -2,9 +2,8 @@
 import numpy as np
 import pytest
 
-from tflite_isp.nets import architectures
-from tflite_isp.nets import recipes
 from tflite_isp.core.tf import keras, tf
+from tflite_isp.nets import architectures, recipes
 from tflite_isp.nets.stats import count_macs, count_params
 
 # Parameter counts derived from the reference codes (reference-architectures.md §0).

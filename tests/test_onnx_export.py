@@ -1,17 +1,13 @@
 """ONNX export through tf2onnx: the built-in architectures (CSANet too) at a small size, parity with Keras,
 and failures that leave no file behind."""
 import numpy as np
+import onnx
 import pytest
 
-onnx = pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
-pytest.importorskip("tf2onnx")
-
-from tflite_isp.nets import architectures  # noqa: E402
-from tflite_isp.nets import recipes  # noqa: E402
-from tflite_isp.core.tf import keras, tf  # noqa: E402
-from tflite_isp.core.errors import UserError  # noqa: E402
-from tflite_isp.export.onnx_export import parity, to_onnx  # noqa: E402
+from tflite_isp.core.errors import UserError
+from tflite_isp.core.tf import keras, tf
+from tflite_isp.export.onnx_export import parity, to_onnx
+from tflite_isp.nets import architectures, recipes
 
 H = W = 32  # packed size; divisible by 16 (the U-Nets' input multiple)
 SLIM = {"smallnet": {}, "sid_unet": {"width_multiplier": 0.125}, "punet": {"base": 4}, "csanet": {}}

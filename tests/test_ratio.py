@@ -85,8 +85,8 @@ def test_tflite_matches_keras(trained):
 
 
 def test_predict_ratio_on_a_dng(trained):
-    from tflite_isp.data import layouts
     from tflite_isp.apps import ratio
+    from tflite_isp.data import layouts
     from tflite_isp.raw import rawio
     from tflite_isp.run.litert import Runner
 
@@ -105,9 +105,9 @@ def test_predict_ratio_on_a_dng(trained):
 
 
 def test_bad_input_is_one_line(varied_lowlight, tmp_path):
-    from tflite_isp.data import layouts
     from tflite_isp.apps import ratio
     from tflite_isp.core.errors import UserError
+    from tflite_isp.data import layouts
 
     split = layouts.Split("sid", "x", "train", "RGGB", "rawpy", (layouts.Pair("a.dng", "b.png", 0.0),))
     with pytest.raises(UserError, match="ratio 0 must be > 0"):

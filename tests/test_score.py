@@ -151,7 +151,7 @@ def test_tiled_equals_untiled_for_a_local_operator():
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory, isp_data, lowlight_data):
-    from tflite_isp.export import cli as ex
+    from tflite_isp.export import exporter as ex
 
     root = tmp_path_factory.mktemp("score")
     settings = {"size": SIZE, "calibration_images": 6, "fidelity_images": 0, "log": False}
@@ -350,7 +350,8 @@ def test_bit_depth_mismatch_damaged_files_and_an_empty_split(exports, isp_copy, 
 
 def test_zoo_trains_exports_and_scores_once(isp_data, tmp_path):
     """--zoo on one model with a few steps: a table in one call; a second call reuses the run and exports."""
-    from tflite_isp.score import cli as score, zoo
+    from tflite_isp.score import cli as score
+    from tflite_isp.score import zoo
 
     cfg = score.ScoreConfig(models=(), data=f"mai21:{isp_data}", runs=1, warmup=0, report_images=1, log=False)
     board = zoo.run(cfg, score.run, models=("smallnet",), steps=3, root=tmp_path / "zoo", patch=64, batch=2)

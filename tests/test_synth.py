@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio
 
+from tflite_isp.core.errors import UserError
+from tflite_isp.data import cli as data
+from tflite_isp.data import synth
 from tflite_isp.raw import bayer, rawio
-from tflite_isp.data import cli as data, synth
 from tflite_isp.raw import unprocess as up
 from tflite_isp.raw.dng import write_dng
-from tflite_isp.core.errors import UserError
 
 NEUTRAL = (0.5, 1.0, 0.7)
 
@@ -174,11 +175,11 @@ def test_lowlight_shorts_match_long_in_expectation(lowlight_small):
         ratio = min(10.0 / exposure, 300.0)
         longs.setdefault(long, rawio.read_raw(root / long).mosaic.astype(np.float64) - 512)
         amplified = (rawio.read_raw(root / short).mosaic.astype(np.float64) - 512) * ratio
-        s, l, v = sums.get(ratio, (0.0, 0.0, []))
-        sums[ratio] = (s + amplified.sum(), l + longs[long].sum(), v + [np.var(amplified - longs[long])])
+        s, lo, v = sums.get(ratio, (0.0, 0.0, []))
+        sums[ratio] = (s + amplified.sum(), lo + longs[long].sum(), v + [np.var(amplified - longs[long])])
     assert sorted(sums) == [100.0, 250.0, 300.0]
-    for ratio, (s, l, _) in sums.items():
-        assert s / l == pytest.approx(1.0, abs=0.04), ratio
+    for ratio, (s, lo, _) in sums.items():
+        assert s / lo == pytest.approx(1.0, abs=0.04), ratio
     # More amplification, more noise, scene by scene.
     for a, b in zip(sums[100.0][2], sums[300.0][2]):
         assert b > 1.5 * a

@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 from tflite_isp.core import cli
-from tflite_isp.export import cli as export
-from tflite_isp.score import cli as score
-from tflite_isp.train import cli as train
 from tflite_isp.core.errors import UserError
+from tflite_isp.export import exporter
+from tflite_isp.export.config import ExportConfig
+from tflite_isp.score import cli as score
+from tflite_isp.train import loop
+from tflite_isp.train.cli import config_from_flags
 
 DEFAULT_PRECISIONS = ("fp32", "int8")
 
@@ -21,11 +23,11 @@ def main(argv) -> int:
     def body(_):
         if len(argv) > 1:
             raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-        metrics = train.run(train.config_from_flags())
+        metrics = loop.run(config_from_flags())
         run_dir = metrics["run_dir"]
-        cfg = export.ExportConfig(source=run_dir, precisions=DEFAULT_PRECISIONS, seed=cli.FLAGS.seed,
+        cfg = ExportConfig(source=run_dir, precisions=DEFAULT_PRECISIONS, seed=cli.FLAGS.seed,
                                   bad_files=cli.FLAGS.bad_files)
-        export.run(cfg)
+        exporter.run(cfg)
         for failure in cfg.gate_failures:
             print(f"FAILED {failure}", file=sys.stderr)
         exported = [str(Path(run_dir) / "export" / p) for p in DEFAULT_PRECISIONS

@@ -14,33 +14,28 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 import sys
+import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
-
-from tflite_isp.run import tiling
-from tflite_isp.core.errors import UserError, fail
+import rawpy
 from absl import flags
+
 from tflite_isp.apps import ratio as ratio_mod
-from tflite_isp.core import atomic
-from tflite_isp.core import cli
+from tflite_isp.core import atomic, cli
+from tflite_isp.core.errors import UserError, fail
 from tflite_isp.core.progress import Progress
 from tflite_isp.data import layouts
-from tflite_isp.raw import bayer
-from tflite_isp.raw import rawio
-from tflite_isp.run import timing
+from tflite_isp.nets import recipes
+from tflite_isp.raw import bayer, rawio
+from tflite_isp.run import flatbuffer, tiling, timing
 from tflite_isp.run.litert import Runner
 from tflite_isp.run.tiling import tile_count
-import struct
-import time
-import zlib
-from tflite_isp.run import flatbuffer
-from tflite_isp.nets import recipes
-import ai_edge_litert.interpreter
-import imageio.v3 as iio
-import rawpy
 
 RAW_SUFFIXES = (".dng", ".arw", ".nef", ".nrw", ".cr2", ".cr3", ".crw", ".raf", ".orf", ".rw2", ".pef", ".srw",
                 ".raw", ".rwl", ".3fr", ".iiq", ".erf", ".kdc", ".dcr", ".mos", ".mrw", ".x3f", ".srf", ".sr2")

@@ -17,6 +17,7 @@ Library use (``enhance --ratio auto``)::
 
     ratio = predict_ratio("runs/ratio/model.tflite", mosaic, black, white, pattern="RGGB")
 """
+# long module: the exposure-ratio predictor end to end (views, net, training, export, prediction) reads as one story.
 from __future__ import annotations
 
 import json
@@ -28,11 +29,10 @@ import numpy as np
 from absl import flags
 
 from tflite_isp.core import atomic, cli
-from tflite_isp.raw import bayer
 from tflite_isp.core.errors import UserError, fail
 from tflite_isp.data import layouts
 from tflite_isp.export import convert
-from tflite_isp.raw import rawio
+from tflite_isp.raw import bayer, rawio
 from tflite_isp.run.litert import Runner
 
 FLAGS = flags.FLAGS

@@ -1,1 +1,1 @@
-"""Errors, atomic writes, progress, image metrics, the shared flags and the one TensorFlow import: what every link uses."""
+"""What every link uses: errors, atomic writes, progress, image metrics, shared flags, the one TensorFlow import."""

@@ -5,13 +5,13 @@ underscores), and ``--size H W`` is read as ``--size=HxW``.
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 
-from absl import app, flags
-from absl import logging
+from absl import app, flags, logging
+
 from tflite_isp.core.errors import run_cli
-import os
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data", None, "Dataset as LAYOUT:PATH (mai21, zurich, sid) or embedded:isp|lowlight. train: the "

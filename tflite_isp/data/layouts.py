@@ -18,14 +18,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from tflite_isp.core import atomic
-from tflite_isp.raw import bayer
 from tflite_isp.core.errors import UserError, fail
 from tflite_isp.data import synth
 from tflite_isp.data.synth import cache_dir
-from tflite_isp.raw import rawio
-from PIL import Image
+from tflite_isp.raw import bayer, rawio
 
 LAYOUTS = ("mai21", "zurich", "sid")
 SPLITS = ("train", "val", "test")

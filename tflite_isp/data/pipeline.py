@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflite_isp.raw import bayer
-from tflite_isp.core.tf import tf
-from tflite_isp.raw.bayer import model_input  # noqa: F401  (the one definition; re-exported)
-from tflite_isp.data.layouts import Split, input_levels
 from tflite_isp.core.errors import fail
-from tflite_isp.raw import rawio
+from tflite_isp.core.tf import tf
+from tflite_isp.data.layouts import Split, input_levels
+from tflite_isp.raw import bayer, rawio
+from tflite_isp.raw.bayer import model_input  # noqa: F401  (the one definition; re-exported)
 
 AUTOTUNE = tf.data.AUTOTUNE
 

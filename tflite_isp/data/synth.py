@@ -22,14 +22,14 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
-from tflite_isp.raw import unprocess as up
-from tflite_isp.core.errors import UserError, fail
-from tflite_isp.raw.dng import write_dng
-from skimage.transform import resize
 import imageio.v3 as iio
+import numpy as np
 import skimage.data as data
+from skimage.transform import resize
+
+from tflite_isp.core.errors import UserError, fail
+from tflite_isp.raw import unprocess as up
+from tflite_isp.raw.dng import write_dng
 
 VERSION = "embedded-v1"
 SPLITS = ("train", "val", "test")
@@ -227,7 +227,8 @@ def make_isp(out_dir, *, seed: int = 0, crops_per_photo=None, eval_crops_per_pho
             "crops_per_photo": {"train": crops_per_photo, "val": eval_crops_per_photo, "test": eval_crops_per_photo},
             "counts": counts,
             "photos": split_photos(),
-            "layout": "{split}/mediatek_raw/<i>.png (uint16 RGGB, black 64, white 1023) + {split}/fujifilm/<i>.png (sRGB)",
+            "layout": "{split}/mediatek_raw/<i>.png (uint16 RGGB, black 64, white 1023) + "
+                      "{split}/fujifilm/<i>.png (sRGB)",
         })
     return out_dir
 
@@ -306,7 +307,8 @@ def make_lowlight(out_dir, *, seed: int = 0, scenes_per_photo=None, eval_scenes_
             "generator": f"tflite_isp.synth {VERSION}",
             "seed": seed,
             "frame": list(shape),
-            "scenes_per_photo": {"train": scenes_per_photo, "val": eval_scenes_per_photo, "test": eval_scenes_per_photo},
+            "scenes_per_photo": {"train": scenes_per_photo, "val": eval_scenes_per_photo,
+                                 "test": eval_scenes_per_photo},
             "counts": {s: {"scenes": len(v) // len(SHORT_EXPOSURES), "pairs": len(v)} for s, v in lists.items()},
             "photos": split_photos(),
             "ratios": {f"{e}s": r for e, r in SHORT_EXPOSURES},

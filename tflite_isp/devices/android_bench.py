@@ -14,11 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tflite_isp.run import records as runtimes
-from tflite_isp.devices.adb import Adb
 from tflite_isp.core.errors import UserError
 from tflite_isp.devices import bench_output
-from tflite_isp.run import flatbuffer
+from tflite_isp.devices.adb import Adb
+from tflite_isp.run import flatbuffer, records
 
 DEVICE_DIR = "/data/local/tmp/tflite_isp"
 AI_BENCHMARK_FILE = "/sdcard/Download/model.tflite"  # the name AI Benchmark's PRO mode "Custom Model" loads
@@ -200,8 +199,8 @@ class Phone:
 
 
 def entry_record(phone: Phone, entry) -> dict:
-    """Time an entry as a Full HD frame (see :func:`runtimes.full_hd_plan`): its runtime JSON record."""
-    shape, calls = runtimes.full_hd_plan(entry.input_shape)
+    """Time an entry as a Full HD frame (see :func:`records.full_hd_plan`): its runtime JSON record."""
+    shape, calls = records.full_hd_plan(entry.input_shape)
     dynamic = -1 in entry.input_shape
     input_name = None
     if dynamic:
@@ -209,7 +208,7 @@ def entry_record(phone: Phone, entry) -> dict:
         input_name = flatbuffer.read(entry.path).inputs[0].name
     r = phone.bench(entry.path, entry.name, shape if dynamic else None, input_name)
     p95 = r["p95_ms"] * calls if r["p95_ms"] is not None else None
-    return runtimes.model_record(r["per_invocation_ms"] * calls, p95_ms=p95, init_ms=r["init_ms"], note=r["note"],
+    return records.model_record(r["per_invocation_ms"] * calls, p95_ms=p95, init_ms=r["init_ms"], note=r["note"],
                                  invocations_per_frame=calls, peak_memory_mb=r["peak_memory_mb"],
                                  file=str(entry.path), sha256=entry.keys()[-1], device_path=r["device_path"],
                                  benchmark=r["output"])
@@ -226,7 +225,7 @@ def bench_device(phone: Phone, entries, log=print) -> dict:
         except UserError as err:
             models[e.name] = {"error": str(err), "sha256": e.keys()[-1]}
             log(f"{phone.spec}: {e.name}: FAILED: {err}")
-    return runtimes.device_doc(phone.label(), models, phone.info)
+    return records.device_doc(phone.label(), models, phone.info)
 
 
 def run_farm(serials, job, log=print) -> dict:
@@ -236,7 +235,7 @@ def run_farm(serials, job, log=print) -> dict:
             return job(serial)
         except UserError as err:
             log(f"adb:{serial}: FAILED: {err}")
-            return runtimes.device_doc(f"adb:{serial}", {}, {"serial": serial}, error=str(err))
+            return records.device_doc(f"adb:{serial}", {}, {"serial": serial}, error=str(err))
 
     with ThreadPoolExecutor(max_workers=max(1, len(serials))) as pool:
         docs = list(pool.map(one, serials))
@@ -252,7 +251,7 @@ def ai_benchmark_handoff(adb: Adb, entry, serial: str | None) -> tuple:
     precision = {"int8": "INT8", "fp16": "FP16"}.get(entry.precision, "FP32")
     accel = ("NNAPI, Hexagon NN, Samsung Eden or MediaTek Neuron (integer accelerators)" if precision == "INT8"
              else "TFLite GPU" if precision == "FP16" else "CPU or TFLite GPU")
-    template = runtimes.device_doc(f"AI Benchmark PRO mode, {device.model or device.serial} (entered by hand)",
+    template = records.device_doc(f"AI Benchmark PRO mode, {device.model or device.serial} (entered by hand)",
                                    {entry.name: {"ms": None, "sha256": entry.keys()[-1],
                                                  "note": "replace null by the latency AI Benchmark shows"}},
                                    {"serial": device.serial, "model": device.model, "tool": "AI Benchmark"})
@@ -291,9 +290,9 @@ class AdbRuntime:
         self.phone = phone
         self.label = phone.label()
 
-    def measure(self, entry) -> runtimes.Measured:
+    def measure(self, entry) -> records.Measured:
         record = entry_record(self.phone, entry)
-        return runtimes.Measured(record["ms"], self.label, {k: v for k, v in record.items() if k != "benchmark"})
+        return records.Measured(record["ms"], self.label, {k: v for k, v in record.items() if k != "benchmark"})
 
 
 __all__ = ["DEVICE_DIR", "AI_BENCHMARK_FILE", "DELEGATES", "BenchSettings", "benchmark_args", "device_name", "Phone",

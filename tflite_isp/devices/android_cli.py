@@ -19,15 +19,20 @@ from pathlib import Path
 
 from absl import flags
 
-from tflite_isp.core import cli
-from tflite_isp.devices.android_bench import DELEGATES, DEVICE_DIR, BenchSettings
+from tflite_isp.core import atomic, cli
 from tflite_isp.core.errors import UserError
-from tflite_isp.core import atomic
 from tflite_isp.devices.adb import Adb
-from tflite_isp.devices.android_bench import Phone, bench_device, run_farm
-from tflite_isp.devices.android_bench import ai_benchmark_handoff
+from tflite_isp.devices.android_bench import (
+    DELEGATES,
+    DEVICE_DIR,
+    BenchSettings,
+    Phone,
+    ai_benchmark_handoff,
+    bench_device,
+    run_farm,
+)
 from tflite_isp.run import entries as entries_mod
-from tflite_isp.run import records as runtimes
+from tflite_isp.run import records
 
 FLAGS = flags.FLAGS
 flags.DEFINE_boolean("list_devices", False, "List the phones adb sees (serial, model, state) and exit.")
@@ -128,7 +133,7 @@ def main(argv) -> int:
         devices = run_farm(targets, job)
     out = Path(FLAGS.out or f"device_runs/android-{stamp}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    runtimes.write_devices(out, devices)
+    records.write_devices(out, devices)
     print(table(devices))
     print(f"wrote {out}; score with: python -m tflite_isp.score {' '.join(models)} "
           f"--runtime {next(iter(devices))} --runtime_json {out}")

@@ -8,6 +8,7 @@ benchmark_model.cc``, ``benchmark_tflite_model.cc``, ``litert/tools/benchmark_li
 ``tflite/core/subgraph.cc``, ``tflite/delegates/gpu/common/model_builder.cc`` and
 ``tflite/delegates/nnapi/nnapi_delegate.cc``. Standard library only, so a board can run it; ``parse`` never raises.
 """
+# long module: one tolerant parser for every benchmark_model output format (classic, legacy, LiteRT, logcat).
 from __future__ import annotations
 
 import dataclasses

@@ -14,10 +14,9 @@ import subprocess
 from pathlib import Path
 
 from tflite_isp.core.errors import UserError, fail
-from tflite_isp.devices import bench_output
-from tflite_isp.devices import tegrastats
-from tflite_isp.run.records import Measured, full_hd_plan
+from tflite_isp.devices import bench_output, tegrastats
 from tflite_isp.run import flatbuffer
+from tflite_isp.run.records import Measured, full_hd_plan
 
 TOOLS = ("timing", "litert", "benchmark_model")
 TIMING_SCRIPT = Path(__file__).parent.parent / "run" / "timing.py"  # shipped to the board as is
@@ -339,7 +338,7 @@ class BoardRuntime:
         return f"jetson:{self.board.host} ({', '.join(p for p in parts if p)})"
 
     def measure(self, entry):
-        """A ``runtimes.Measured`` for one Full HD frame: ms per invocation x invocations per frame."""
+        """A ``records.Measured`` for one Full HD frame: ms per invocation x invocations per frame."""
 
         shape, calls = full_hd_plan(entry.input_shape)
         record = self.board.measure(entry.path, shape, tool=self.tool, binary=self.binary, threads=self.threads,

@@ -6,7 +6,7 @@
 
 A MODEL is what score takes (an export folder, a run directory, a ``.tflite`` with ``--recipe``). Each HOST is a
 name ssh knows (an alias of your ssh config); boards run in parallel, files one after another on each board, at
-Full HD (a fixed-size file once per tile). The JSON (``runtimes.write_devices``) holds one section per board,
+Full HD (a fixed-size file once per tile). The JSON (``records.write_devices``) holds one section per board,
 ``jetson:HOST``, with its one-line ``error`` when it failed. Exit 2 on bad input, 1 when any board or file failed.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tflite_isp.core import cli
 from tflite_isp.core.errors import UserError
 from tflite_isp.devices.board import BoardRuntime
 from tflite_isp.run import entries as entries_mod
-from tflite_isp.run import records as runtimes
+from tflite_isp.run import records
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("host", None, "Board to time on, as ssh knows it (a Host alias of your ssh config, or "
@@ -41,7 +41,7 @@ def measure_host(runtime, entries, log=None) -> dict:
     try:
         info = runtime.board.check(runtime.tool)
     except UserError as err:
-        return runtimes.device_doc(runtime.label, {}, {"host": runtime.board.host}, error=str(err))
+        return records.device_doc(runtime.label, {}, {"host": runtime.board.host}, error=str(err))
     models = {}
     for entry in entries:
         try:
@@ -51,7 +51,7 @@ def measure_host(runtime, entries, log=None) -> dict:
             _say(log, f"{spec}  {entry.name}: FAILED {err}")
             continue
         d, calls = m.details, m.details["invocations_per_frame"]
-        models[entry.name] = runtimes.model_record(
+        models[entry.name] = records.model_record(
             m.ms, p95_ms=_scaled(d.get("p95_ms"), calls), init_ms=d.get("init_ms"),
             peak_memory_mb=d.get("peak_rss_mb"), sha256=d["sha256"], file=str(entry.path),
             ms_per_invocation=d["ms_per_invocation"], invocations_per_frame=calls, input_shape=d["input_shape"],
@@ -59,7 +59,7 @@ def measure_host(runtime, entries, log=None) -> dict:
         _say(log, f"{spec}  {entry.name}: {m.ms:.1f} ms per Full HD frame")
     device = {**{k: v for k, v in info.items() if k != "missing"}, "tool": runtime.tool, "threads": runtime.threads,
               "runs": runtime.runs, "warmup": runtime.warmup}
-    return runtimes.device_doc(runtime.label, models, device)
+    return records.device_doc(runtime.label, models, device)
 
 
 def measure_hosts(hosts, entries, *, tool: str = "timing", binary=None, threads: int = 2, runs: int = 20,
@@ -124,7 +124,7 @@ def main(argv) -> int:
                                 runs=FLAGS.runs, warmup=FLAGS.warmup, ssh_config=FLAGS.ssh_config,
                                 python=FLAGS.board_python, log=sys.stderr)
         out.parent.mkdir(parents=True, exist_ok=True)
-        runtimes.write_devices(out, devices)
+        records.write_devices(out, devices)
         print(table(devices))
         print(f"wrote {out}")
         failures = [f"{spec}: {doc['error']}" for spec, doc in devices.items() if doc.get("error")]

@@ -19,14 +19,15 @@ Rule keys (all optional except ``source``); a rule fails when any of its constra
 - ``max_output_hw``, ``max_rank``, ``max_dim``: output H and W, tensor rank, any dimension of run-time tensors
 - ``static_shapes``: the model's inputs must have no dynamic (-1) dimension
 """
+# long module: the delegate rule engine: op table loading, per-op checks and the verdict report belong together.
 from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 
-from tflite_isp.export.convert import converters_dir
 from tflite_isp.core.errors import UserError, fail
+from tflite_isp.export.convert import converters_dir
 from tflite_isp.run.flatbuffer import OpInfo, TFLiteModel
 
 DEFAULT_TARGETS = ("xnnpack", "gpu", "nnapi", "hexagon", "mediatek")

@@ -38,7 +38,7 @@ class Precision:
 
 def converters_dir():
     """The checkout's ``converters/`` folder, else the copy installed as package data."""
-    checkout = Path(__file__).resolve().parent.parent / "converters"
+    checkout = Path(__file__).resolve().parents[2] / "converters"
     if (checkout / "precisions.toml").is_file():
         return checkout
     return resources.files("tflite_isp.builtin_converters")

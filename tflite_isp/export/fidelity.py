@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflite_isp.export.canvas import crop_output
 from tflite_isp.core.metrics import image_psnr as psnr
+from tflite_isp.export.canvas import crop_output
 
 
 def reference_outputs(model, inputs) -> list:

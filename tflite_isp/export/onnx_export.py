@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from tflite_isp.core import atomic
-from tflite_isp.core.tf import tf
 from tflite_isp.core.errors import UserError, fail
+from tflite_isp.core.tf import tf
 
 INPUT_NAME = "raw"
 OUTPUT_NAME = "rgb"
@@ -78,6 +78,7 @@ def _unconverted(model_proto) -> list:
     return sorted(set(bad))
 
 
+# long function: tf2onnx's conversion steps and their one-line error translations, in order.
 def to_onnx(model, path, *, height: int, width: int, opset: int = 17) -> dict:
     """Convert ``model`` (packed RAW (1, H, W, 4) float32 -> (1, 2H, 2W, 3)) to an ONNX file at ``path``.
 

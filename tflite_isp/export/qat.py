@@ -8,11 +8,12 @@ compute new values (Rescaling's affine map) quantise their output.
 """
 from __future__ import annotations
 
-from tflite_isp.core.tf import keras
-from tflite_isp.core.errors import fail
-from tflite_isp.train.finetune import fine_tune  # noqa: F401  (re-exported for export)
-from tflite_isp.nets.layers import Normalise, PixelShuffle
 import numpy as np
+
+from tflite_isp.core.errors import fail
+from tflite_isp.core.tf import keras
+from tflite_isp.nets.layers import Normalise, PixelShuffle
+from tflite_isp.train.finetune import fine_tune  # noqa: F401  (re-exported for export)
 
 
 def _tfmot():

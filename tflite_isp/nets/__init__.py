@@ -1,1 +1,1 @@
-"""Networks: the architectures (Keras, real layers), their shared layers, the recipes that configure them, statistics."""
+"""Networks: the architectures (Keras, real layers), their shared layers, the recipes that configure them."""

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import inspect
 
+from tflite_isp.core.errors import fail
 from tflite_isp.core.tf import keras
 from tflite_isp.nets import csanet as _csanet
 from tflite_isp.nets import punet as _punet
 from tflite_isp.nets import smallnet as _smallnet
 from tflite_isp.nets import unet as _unet
 from tflite_isp.nets.layers import CUSTOM_OBJECTS, Normalise, PixelShuffle
-from tflite_isp.core.errors import fail
 
 #: architecture name -> (builder(inputs, **settings), input_multiple(**settings))
 ARCHITECTURES = {

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from tflite_isp.raw import bayer
 from tflite_isp.core.errors import UserError, fail
+from tflite_isp.raw import bayer
 
 TASKS = ("isp", "lowlight")
 
@@ -75,7 +75,7 @@ class Recipe:
 
 
 def _builtin_dir():
-    checkout = Path(__file__).resolve().parent.parent / "models"
+    checkout = Path(__file__).resolve().parents[2] / "models"
     if checkout.is_dir() and any(checkout.glob("*.toml")):
         return checkout
     return resources.files("tflite_isp.builtin_models")

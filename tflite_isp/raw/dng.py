@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import tifffile
 
 from tflite_isp.core import atomic
-from tflite_isp.raw.bayer import COLOURS, check_pattern, colour_positions
 from tflite_isp.core.errors import fail
-import tifffile
+from tflite_isp.raw.bayer import COLOURS, check_pattern, colour_positions
 
 # TIFF field types
 _BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _SRATIONAL = 1, 2, 3, 4, 5, 10

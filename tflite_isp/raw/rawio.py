@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from tflite_isp.raw.bayer import COLOURS, colour_positions
-from tflite_isp.core.errors import fail
 import rawpy
+
+from tflite_isp.core.errors import fail
+from tflite_isp.raw.bayer import COLOURS, colour_positions
 
 #: rawpy's colour indices (``color_desc`` b'RGBG'): 0 R, 1 G, 2 B, 3 second G.
 _RAWPY_LETTER = {0: "R", 1: "G", 2: "B", 3: "G"}

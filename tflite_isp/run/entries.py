@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tflite_isp.core.errors import fail
-from tflite_isp.run import flatbuffer
 from tflite_isp.nets import recipes
+from tflite_isp.run import flatbuffer
 
 
 @dataclass

@@ -9,11 +9,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from tflite_isp.core.errors import fail
-import flatbuffers
 
 FILE_IDENTIFIER = b"TFL3"
 

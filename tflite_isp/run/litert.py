@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from ai_edge_litert.interpreter import Interpreter
 
 from tflite_isp.core.errors import fail
-from ai_edge_litert.interpreter import Interpreter
 
 
 def _quantise(x: np.ndarray, detail: dict) -> np.ndarray:

@@ -36,8 +36,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from tflite_isp.core.errors import UserError, fail
 from tflite_isp.core import atomic
+from tflite_isp.core.errors import fail
 from tflite_isp.run import timing
 from tflite_isp.run.tiling import tile_count
 

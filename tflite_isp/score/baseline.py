@@ -25,15 +25,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from tflite_isp.raw import dng
-from tflite_isp.raw.bayer import COLOURS, colour_positions
-from tflite_isp.core.errors import fail
-from tflite_isp.raw.unprocess import SRGB_TO_XYZ
-from tflite_isp.raw import rawio
 import imageio.v3 as iio
+import numpy as np
 import rawpy
+
+from tflite_isp.core.errors import fail
+from tflite_isp.raw import dng, rawio
+from tflite_isp.raw.bayer import COLOURS, colour_positions
+from tflite_isp.raw.unprocess import SRGB_TO_XYZ
 
 SRGB_GAMMA = (2.4, 12.92)
 BT709_GAMMA = (2.222, 4.5)  # LibRaw's default, the SID ground-truth recipe

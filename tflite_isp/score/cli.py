@@ -16,33 +16,26 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from absl import flags
 
-from tflite_isp.core import cli
-from tflite_isp.score import leaderboard, zoo
-from tflite_isp.run.entries import Entry, make_entry, model_files, unique_names
+from tflite_isp.core import atomic, cli, metrics
 from tflite_isp.core.errors import UserError, fail
-from dataclasses import replace
-from tflite_isp.core import atomic
-from tflite_isp.core import metrics
 from tflite_isp.core.progress import Progress
 from tflite_isp.data import layouts
 from tflite_isp.raw import bayer
-from tflite_isp.run import records as runtimes
-from tflite_isp.run import tiling
+from tflite_isp.run import flatbuffer, records, tiling
+from tflite_isp.run.entries import Entry, make_entry, model_files, unique_names
 from tflite_isp.run.litert import Runner
-from tflite_isp.score import baseline
-from tflite_isp.score import report
-from tflite_isp.run import flatbuffer
+from tflite_isp.score import baseline, leaderboard, report, sources, zoo
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("split", "test", "Dataset split to score on.")
 flags.DEFINE_string("runtime", "local", "Runtime source: local, adb[:SERIAL][:DELEGATE] or jetson:HOST.")
-flags.DEFINE_string("runtime_json", None, "Runtimes measured elsewhere (schema: tflite_isp/runtimes.py).")
+flags.DEFINE_string("runtime_json", None, "Runtimes measured elsewhere (schema: tflite_isp/run/records.py).")
 flags.DEFINE_integer("tile_margin", None, "Tile overlap per side in packed pixels for images larger than the model "
                                          "(default: the file's receptive radius, at most a quarter of the tile).")
 flags.DEFINE_integer("max_images", 0, "Score only the first N images of the split (0: all).")
@@ -243,7 +236,7 @@ class Scorer:
         measured = self.source.measure(entry)
         macs = entry.details["macs"]
         if macs is not None:  # MACs scale with pixels in these fully convolutional nets
-            macs *= np.prod(runtimes.FULL_HD_PACKED) / np.prod(entry.input_shape[1:3])
+            macs *= np.prod(records.FULL_HD_PACKED) / np.prod(entry.input_shape[1:3])
         return leaderboard.new_row(
             entry.name, model=entry.recipe.name, precision=entry.precision, framework=FRAMEWORK,
             path=str(entry.path), size_kb=round(entry.details["size_kb"], 2),

@@ -11,9 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+from pathlib import Path
 
 from tflite_isp.core import atomic
-from pathlib import Path
 
 FORMAT = "tflite_isp.score/1"
 

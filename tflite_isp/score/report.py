@@ -6,6 +6,7 @@ rows with their error), a PSNR-vs-runtime plot with its Pareto front, and for ea
 crops (RAW preview, every output, the target) with per-pixel error heat-maps on one shared scale.
 The page is self-contained: inline CSS, relative image paths, no external resources.
 """
+# long module: one self-contained HTML page (styles, tables, plots, crops) written by plain functions.
 from __future__ import annotations
 
 import html
@@ -14,11 +15,11 @@ import re
 from operator import itemgetter
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 
 from tflite_isp.core import atomic
 from tflite_isp.raw import bayer
-import imageio.v3 as iio
 
 ASSETS = "report"  # the PNG folder beside report.html (relative image paths use it too)
 ERROR_CMAP = "inferno"

@@ -179,11 +179,11 @@ def run(cfg, source: Path, recipe, model) -> dict:
     ``cfg`` is the resolved training config: data, patch, batch, lr, loss, seed; each round fine-tunes
     for ``steps_per_epoch`` steps; at most ``prune_rounds`` rounds of ``prune_step``.
     """
-    from tflite_isp.data import layouts, pipeline
     from tflite_isp.core.tf import keras
+    from tflite_isp.data import layouts, pipeline
+    from tflite_isp.nets.architectures import input_multiple
     from tflite_isp.train.finetune import fine_tune
     from tflite_isp.train.losses import make_loss, parse_loss
-    from tflite_isp.nets.architectures import input_multiple
 
     if cfg.prune_psnr_drop < 0:
         raise UserError(f"--prune_psnr_drop must be >= 0 dB, not {cfg.prune_psnr_drop}")

@@ -1,8 +1,8 @@
 """A short fine-tune loop shared by quantization-aware training and channel pruning."""
 from __future__ import annotations
 
-from tflite_isp.core.tf import keras, tf
 from tflite_isp.core.progress import Progress
+from tflite_isp.core.tf import keras, tf
 
 
 def fine_tune(model, dataset, *, steps: int, lr: float, loss_fn, log=True, label="QAT fine-tune") -> list:

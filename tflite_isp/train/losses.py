@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tflite_isp.core.tf import keras, tf
 from tflite_isp.core.errors import UserError, fail
+from tflite_isp.core.tf import keras, tf
 
 TERMS = ("l1", "mse", "charbonnier", "ssim", "ms_ssim", "vgg")
 CHARBONNIER_EPS = 1e-3

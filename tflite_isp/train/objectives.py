@@ -6,9 +6,9 @@ the prediction validation scores, and the deployable model saved as ``model.kera
 """
 from __future__ import annotations
 
-from tflite_isp.nets import architectures
-from tflite_isp.core.tf import keras, tf
 from tflite_isp.core.errors import UserError
+from tflite_isp.core.tf import keras, tf
+from tflite_isp.nets import architectures
 from tflite_isp.nets import unet as unet_net
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflite_isp.core.tf import keras
 from tflite_isp.core.errors import UserError
+from tflite_isp.core.tf import keras
 
 PRUNED_TYPES = (keras.layers.Conv2D, keras.layers.Conv2DTranspose, keras.layers.Dense)
 

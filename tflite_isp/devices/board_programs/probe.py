@@ -1,5 +1,8 @@
 """Runs on the board: what it is, what it lacks (ai_edge_litert, numpy) and where its cache is; prints one JSON line."""
-import json, os, platform, shutil, sys
+import json
+import os
+import platform
+import shutil
 
 
 def first_line(path):

@@ -1,6 +1,13 @@
 """Runs on the board: one timing command (argv[1] is a JSON spec) with tegrastats sampling beside it; prints one JSON
 object with the exit code, peak RSS (wait4), the tegrastats lines, stdout/stderr tails and the result file."""
-import json, os, shutil, signal, subprocess, sys, tempfile
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
 spec = json.loads(sys.argv[1])
 work = tempfile.mkdtemp(prefix="tflite_isp-")
 out = {"rc": None, "timed_out": False, "maxrss_kb": None, "tegrastats": None, "error": None}

@@ -1,0 +1,31 @@
+"""``python -m tflite_isp.export check FILE.tflite``: delegate verdicts for any ``.tflite`` file."""
+from __future__ import annotations
+
+import sys
+
+from tflite_isp.export import compat
+from tflite_isp.run import flatbuffer
+
+
+def check_command(paths, targets=(), required=()) -> int:
+    """``export check FILE.tflite ...``: the delegate report of any .tflite file (exit 1 if a required target
+    would fall back)."""
+    targets = list(targets) or None
+    required = list(required)
+    for t in (*(targets or ()), *required):
+        compat.parse_target(t)
+    status = 0
+    for path in paths:
+        model = flatbuffer.read(path)
+        reports = compat.check_all(model, targets)
+        for t in required:
+            if t not in reports:
+                reports[t] = compat.check(model, t)
+        print(f"{path}: {len(model.ops)} ops, inputs " +
+              ", ".join(f"{t.dtype}{list(t.shape_signature)}" for t in model.inputs))
+        print(compat.format_table(list(reports.values())))
+        for t in required:
+            if not reports[t].fully_delegable:
+                print(f"FAILED --require_delegable {t}: {reports[t].summary()}", file=sys.stderr)
+                status = 1
+    return status
