@@ -37,7 +37,6 @@ leaderboard.json), so a rerun after a crash continues; an unfinished run folder 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -45,16 +44,32 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-HERE = Path(__file__).resolve().parent
-for p in (REPO, HERE):
-    if str(p) not in sys.path:  # run from a checkout without installing
-        sys.path.insert(0, str(p))
+from bench_common import (
+    REPO,
+    RESULTS,
+    add_common_args,
+    add_quiet_args,
+    comma_list,
+    finish_report,
+    fmt,
+    fmt_bytes,
+    fmt_params,
+    header,
+    load_average,
+    log,
+    log_step,
+    md_table,
+    nonnegative_int,
+    parser,
+    positive_float,
+    positive_int,
+    provenance_line,
+    save_results,
+    start_report,
+    wait_for_quiet,
+)
 
-from bench_machine import generated_by, load_average, machine_info  # noqa: E402
-
-from tflite_isp.core import atomic  # noqa: E402
-from tflite_isp.core.errors import UserError, run_cli  # noqa: E402
+from tflite_isp.core.errors import run_cli
 
 ROWS = {
     "baseline": "SID U-Net (baseline)",
@@ -70,65 +85,56 @@ NEEDS_BASE = ("magnitude", "channel", "distilled", "qat")
 STUDENT_WIDTH = 0.25
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="benchmarks/ablation.py", description=__doc__.splitlines()[0])
-    p.add_argument("--rows", default=",".join(ROWS), help=f"Comma-separated rows (default {','.join(ROWS)}).")
-    p.add_argument("--steps", type=int, default=200,
+    p = parser("ablation", __doc__.splitlines()[0])
+    p.add_argument("--rows", type=comma_list(ROWS), default=",".join(ROWS),
+                   help=f"Comma-separated rows (default {','.join(ROWS)}).")
+    p.add_argument("--steps", type=positive_int, default=200,
                    help="Optimizer steps of every trained row, pruning fine-tunes and QAT (default 200).")
-    p.add_argument("--batch", type=int, default=4, help="Training batch (default 4, the recipe's).")
-    p.add_argument("--patch", type=int, default=256, help="Training crop in RAW pixels (default 256, the recipe's).")
-    p.add_argument("--lr", type=float, default=1e-3,
+    p.add_argument("--batch", type=positive_int, default=4, help="Training batch (default 4, the recipe's).")
+    p.add_argument("--patch", type=positive_int, default=256,
+                   help="Training crop in RAW pixels, a multiple of 32 (default 256, the recipe's).")
+    p.add_argument("--lr", type=positive_float, default=1e-3,
                    help="Peak learning rate of every trained row (default 1e-3, cosine to --lr-min).")
     p.add_argument("--lr-min", type=float, default=1e-5, help="Final rate of the cosine schedule (default 1e-5).")
     p.add_argument("--sparsity", type=float, default=0.5, help="Magnitude-pruning target sparsity (default 0.5).")
-    p.add_argument("--prune-rounds", type=int, default=4, help="Most channel-pruning rounds (default 4).")
+    p.add_argument("--prune-rounds", type=positive_int, default=4, help="Most channel-pruning rounds (default 4).")
     p.add_argument("--prune-step", type=float, default=0.15,
                    help="Fraction of remaining channels removed per round (default 0.15).")
     p.add_argument("--prune-psnr-drop", type=float, default=0.3,
                    help="Stop channel pruning before val PSNR falls this many dB (default 0.3).")
-    p.add_argument("--qat-steps", type=int, default=0, help="QAT fine-tune steps (default 0: --steps).")
-    p.add_argument("--calibration-images", type=int, default=32, help="INT8 calibration images (default 32).")
-    p.add_argument("--fidelity-images", type=int, default=4,
+    p.add_argument("--qat-steps", type=nonnegative_int, default=0, help="QAT fine-tune steps (default 0: --steps).")
+    p.add_argument("--calibration-images", type=positive_int, default=32,
+                   help="INT8 calibration images (default 32).")
+    p.add_argument("--fidelity-images", type=nonnegative_int, default=4,
                    help="Validation images of the export's fidelity check (default 4; 0 skips it).")
-    p.add_argument("--max-images", type=int, default=0, help="Score only the first N test images (default 0: all).")
-    p.add_argument("--threads", type=int, default=2, help="LiteRT threads for scoring and timing (default 2).")
-    p.add_argument("--runs", type=int, default=20, help="Timed Full HD invokes per model (default 20).")
-    p.add_argument("--warmup", type=int, default=3, help="Untimed invokes before timing (default 3).")
-    p.add_argument("--latency-rounds", type=int, default=2,
+    p.add_argument("--max-images", type=nonnegative_int, default=0,
+                   help="Score only the first N test images (default 0: all).")
+    p.add_argument("--runs", type=positive_int, default=20, help="Timed Full HD invokes per model (default 20).")
+    p.add_argument("--warmup", type=nonnegative_int, default=3, help="Untimed invokes before timing (default 3).")
+    p.add_argument("--latency-rounds", type=nonnegative_int, default=2,
                    help="Rounds of the final Full HD latency pass over every row's file, order rotated each round "
                         "(default 2; 0: use score's single measurement).")
-    p.add_argument("--quiet-cores", type=float, default=0.3,
-                   help="Latency pass: before each measurement wait until other jobs use fewer cores (default 0.3).")
-    p.add_argument("--max-wait", type=float, default=10.0,
-                   help="Latency pass: longest wait for a quiet machine per measurement, s (default 10).")
-    p.add_argument("--seed", type=int, default=0, help="Seed of every run (default 0).")
-    p.add_argument("--quick", action="store_true",
-                   help="Smoke check: 4 steps of 2 x 128 px, 2 pruning rounds, 2 QAT steps, 4 calibration and 0 "
-                        "fidelity images, 2 test images, 3 timed runs; everything, results included, goes to "
-                        "--build-dir/quick unless --out is given (overrides those flags).")
+    add_quiet_args(p, quiet_cores=0.3, max_wait=10.0, what="Latency pass: ")
     p.add_argument("--build-dir", default=str(REPO / "build" / "ablation"),
                    help="Runs, exports, scores and logs (default build/ablation).")
     p.add_argument("--fresh", action="store_true", help="Remove --build-dir's results for these settings first.")
-    p.add_argument("--out", default=None, help="Results folder (default benchmarks/results; --quick: --build-dir/quick).")
+    add_common_args(p, out=None, out_help="Results folder (default benchmarks/results; --quick: --build-dir/quick).",
+                    threads=2, threads_help="LiteRT threads for scoring and timing", seed=0,
+                    quick_help="Smoke check: 4 steps of 2 x 128 px, 2 pruning rounds, 2 QAT steps, 4 calibration "
+                               "and 0 fidelity images, 2 test images, 3 timed runs; everything, results included, "
+                               "goes to --build-dir/quick unless --out is given (overrides those flags).")
     args = p.parse_args(argv)
-    args.rows = [r.strip() for r in args.rows.split(",") if r.strip()]
-    bad = [r for r in args.rows if r not in ROWS]
-    if bad or not args.rows:
-        raise UserError(f"--rows: unknown {', '.join(bad) or '(none given)'} (known: {', '.join(ROWS)})")
     args.name = "ablation"
     if args.quick:
         args.steps, args.batch, args.patch, args.prune_rounds, args.qat_steps = 4, 2, 128, 2, 2
         args.calibration_images, args.fidelity_images, args.max_images, args.runs, args.warmup = 4, 0, 2, 3, 1
         args.latency_rounds = 1
         args.build_dir = str(Path(args.build_dir) / "quick")
-    args.out = args.out or (args.build_dir if args.quick else str(REPO / "benchmarks" / "results"))
+    args.out = args.out or (args.build_dir if args.quick else str(RESULTS))
     args.qat_steps = args.qat_steps or args.steps
-    if args.steps < 1 or args.prune_rounds < 1 or args.batch < 1 or args.patch % 32:
-        raise UserError("--steps, --prune-rounds, --batch must be >= 1 and --patch a multiple of 32")
+    if args.patch % 32:
+        p.error(f"--patch must be a multiple of 32, not {args.patch}")
     args.ft_steps = max(1, args.steps // args.prune_rounds)
     return args
 
@@ -301,10 +307,11 @@ def do_row(row: str, args, build: Path, report: dict) -> dict:
 def latency_pass(report: dict, args, save) -> None:
     """``--latency-rounds`` rounds over the rows' files (order rotated), each a fresh process
     (``suite.litert``: ``timing.measure_subprocess`` at ``full_hd_plan``'s shape), after waiting for a quieter
-    machine (``suite.wait_for_quiet``); per row the median over rounds, and the MAI score from score's PSNR."""
+    machine (``bench_common.wait_for_quiet``); per row the median over rounds, and the MAI score from score's
+    PSNR."""
     import statistics
 
-    from suite import litert, wait_for_quiet
+    from suite import litert
 
     from tflite_isp.score import leaderboard
 
@@ -315,7 +322,7 @@ def latency_pass(report: dict, args, save) -> None:
         shift = (r * len(keys)) // max(args.latency_rounds, 1)
         for i, key in enumerate(keys[shift:] + keys[:shift], start=1):
             e = report["rows"][key]
-            quiet = wait_for_quiet(args)
+            quiet = wait_for_quiet(args.quiet_cores, args.max_wait)
             try:
                 res = {**litert(e["file"], args.threads, args.runs, args.warmup), **quiet}
             except RuntimeError as err:
@@ -341,18 +348,6 @@ def latency_pass(report: dict, args, save) -> None:
 
 # --- Markdown ----------------------------------------------------------------------------------------------------------
 
-def _params(n) -> str:
-    return "–" if n is None else (f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n / 1e3:.0f} k")
-
-
-def _size(n) -> str:
-    return "–" if n is None else (f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB")
-
-
-def _f(v, fmt) -> str:
-    return "–" if v is None else format(v, fmt)
-
-
 def note(e: dict) -> str:
     parts = []
     if e.get("prune_sparsity_achieved") is not None:
@@ -372,11 +367,6 @@ def note(e: dict) -> str:
 
 def markdown(report: dict) -> str:
     s, m = report["settings"], report["machine"]
-    lines = [generated_by(report), "",
-             "# Ablation: SID U-Net compression on the embedded low-light set (short schedules, INT8, Full HD)", "",
-             "| row | params | GMAC / Full HD | .tflite | latency ms (median, p95) | PSNR dB | SSIM | MAI score | "
-             "val PSNR dB (Keras) | notes |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
 
     def timing(e):  # (median, p95, MAI score): the latency pass's when done, else score's own measurement
         lat, sc = e.get("latency") or {}, e.get("score") or {}
@@ -385,33 +375,36 @@ def markdown(report: dict) -> str:
         return sc.get("runtime_ms"), sc.get("p95_ms"), sc.get("mai_score")
 
     base_ms = timing(report["rows"].get("baseline", {}))[0]
+    rows = []
     for row in s["rows"]:
         e = report["rows"].get(row)
         if not e:
-            lines.append(f"| {ROWS[row]} | not run yet | | | | | | | | |")
+            rows.append([ROWS[row], "not run yet"])
             continue
         if e.get("error") and not e.get("complete"):
-            lines.append(f"| {ROWS[row]} | **failed**: {e['error'].splitlines()[0][:160]} | | | | | | | | |")
+            rows.append([ROWS[row], f"**failed**: {e['error'].splitlines()[0][:160]}"])
             continue
         f, sc = e.get("file") or {}, e.get("score") or {}
         ms, p95, mai = timing(e)
-        lat = "–" if ms is None else f"{ms:,.0f} ({_f(p95, ',.0f')})" + (
+        lat = "–" if ms is None else f"{ms:,.0f} ({fmt(p95, ',.0f')})" + (
             f", ×{base_ms / ms:.1f}" if base_ms and row != "baseline" else "")
-        lines.append(f"| {ROWS[row]} | {_params(f.get('parameters'))} | "
-                     f"{_f(f.get('macs') and f['macs'] / 1e9, '.2f')} | {_size(f.get('size_bytes'))} | {lat} | "
-                     f"{_f(sc.get('psnr'), '.2f')} | {_f(sc.get('ssim'), '.4f')} | {_f(mai, '.2f')} | "
-                     f"{_f(e.get('val_psnr'), '.2f')} | {note(e)} |")
+        rows.append([ROWS[row], fmt_params(f.get("parameters")), fmt(f.get("macs") and f["macs"] / 1e9, ".2f"),
+                     fmt_bytes(f.get("size_bytes")), lat, fmt(sc.get("psnr"), ".2f"), fmt(sc.get("ssim"), ".4f"),
+                     fmt(mai, ".2f"), fmt(e.get("val_psnr"), ".2f"), note(e)])
+    lines = [*header(report), "",
+             "# Ablation: SID U-Net compression on the embedded low-light set (short schedules, INT8, Full HD)", "",
+             *md_table(["row", "params", "GMAC / Full HD", ".tflite", "latency ms (median, p95)", "PSNR dB", "SSIM",
+                        "MAI score", "val PSNR dB (Keras)", "notes"], rows, "lrrrrrrrrl")]
     ch = report["rows"].get("channel") or {}
     if ch.get("pruning"):
         base = ch["pruning"][0]
-        lines += ["", "## Channel pruning, round by round (Keras model, validation split)", "",
-                  "| round | GMAC / Full HD | MACs removed | params | val PSNR dB | PSNR change dB | kept |",
-                  "|---:|---:|---:|---:|---:|---:|---|"]
-        for r in ch["pruning"]:
-            lines.append(f"| {r['round']} | {r['macs_full_hd'] / 1e9:.2f} | "
-                         f"{1 - r['macs_full_hd'] / base['macs_full_hd']:.0%} | {_params(r['parameters'])} | "
-                         f"{r['val_psnr']:.2f} | {r['val_psnr'] - base['val_psnr']:+.2f} | "
-                         f"{'yes' if r.get('accepted') else 'no (below the floor)'} |")
+        lines += ["", "## Channel pruning, round by round (Keras model, validation split)", ""]
+        lines += md_table(
+            ["round", "GMAC / Full HD", "MACs removed", "params", "val PSNR dB", "PSNR change dB", "kept"],
+            [[r["round"], f"{r['macs_full_hd'] / 1e9:.2f}", f"{1 - r['macs_full_hd'] / base['macs_full_hd']:.0%}",
+              fmt_params(r["parameters"]), f"{r['val_psnr']:.2f}", f"{r['val_psnr'] - base['val_psnr']:+.2f}",
+              "yes" if r.get("accepted") else "no (below the floor)"] for r in ch["pruning"]],
+            "rrrrrrl")
     test = next((e["score"] for e in report["rows"].values() if e.get("score")), {})
     lines += ["", "## How to read it", "",
               f"- **Short-schedule numbers on synthetic data, not published results.** Every trained row ran "
@@ -488,26 +481,21 @@ def main(argv=None) -> int:
         for d in ("runs", "exports", "scores", "logs"):
             shutil.rmtree(build / d, ignore_errors=True)
     build.mkdir(parents=True, exist_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
     rows = list(args.rows)
     if any(r in NEEDS_BASE for r in rows) and "baseline" not in rows:
         rows.insert(0, "baseline")  # needed as teacher / source; trained first (or reused)
-    report = {
-        "benchmark": "ablation",
-        "command": " ".join([".venv/bin/python", "benchmarks/ablation.py", *(sys.argv[1:] if argv is None else argv)]),
-        "started_at": time.strftime("%Y-%m-%d %H:%M:%S %z"), "finished_at": None, "complete": False,
-        "machine": machine_info(),
-        "settings": {"rows": rows, "steps": args.steps, "batch": args.batch, "patch": args.patch, "lr": args.lr,
-                     "lr_min": args.lr_min, "sparsity": args.sparsity, "prune_rounds": args.prune_rounds,
-                     "prune_step": args.prune_step, "prune_psnr_drop": args.prune_psnr_drop,
-                     "ft_steps": args.ft_steps, "qat_steps": args.qat_steps,
-                     "calibration_images": args.calibration_images, "fidelity_images": args.fidelity_images,
-                     "max_images": args.max_images, "threads": args.threads, "runs": args.runs,
-                     "warmup": args.warmup, "seed": args.seed, "quick": args.quick, "build_dir": str(build),
-                     "student_width": STUDENT_WIDTH, "latency_rounds": args.latency_rounds,
-                     "quiet_cores": args.quiet_cores, "max_wait": args.max_wait, "full_hd_packed": [544, 960]},
-        "load_average_start": load_average(), "load_average_rows": {}, "rows": {},
-    }
+    report = start_report(
+        "ablation", argv, threads=args.threads,
+        settings={"rows": rows, "steps": args.steps, "batch": args.batch, "patch": args.patch, "lr": args.lr,
+                  "lr_min": args.lr_min, "sparsity": args.sparsity, "prune_rounds": args.prune_rounds,
+                  "prune_step": args.prune_step, "prune_psnr_drop": args.prune_psnr_drop,
+                  "ft_steps": args.ft_steps, "qat_steps": args.qat_steps,
+                  "calibration_images": args.calibration_images, "fidelity_images": args.fidelity_images,
+                  "max_images": args.max_images, "threads": args.threads, "runs": args.runs,
+                  "warmup": args.warmup, "seed": args.seed, "quick": args.quick, "build_dir": str(build),
+                  "student_width": STUDENT_WIDTH, "latency_rounds": args.latency_rounds,
+                  "quiet_cores": args.quiet_cores, "max_wait": args.max_wait, "full_hd_packed": [544, 960]},
+        load_average_rows={}, rows={})
     try:  # a rerun that reuses steps keeps the times the earlier run measured for them
         earlier = json.loads((out / f"{args.name}.json").read_text())
         if earlier.get("settings", {}).get("build_dir") == str(build):
@@ -516,16 +504,16 @@ def main(argv=None) -> int:
                     report["rows"][row] = {"row": row, "label": ROWS.get(row, row), "seconds": dict(e["seconds"])}
     except (OSError, ValueError):
         pass
+    log(provenance_line(report))
     log(f"ablation: rows {', '.join(rows)}; {args.steps} steps of {args.batch} x {args.patch}; build dir {build}")
 
     def save():
-        atomic.write_json(out / f"{args.name}.json", report)
-        atomic.write_text(out / f"{args.name}.md", markdown(report))
+        return save_results(out, args.name, report, markdown)
 
     save()
     failed = []
     for i, row in enumerate(rows, start=1):
-        log(f"[{i}/{len(rows)}] {row}: {ROWS[row]} ({time.perf_counter() - t_start:.0f} s)")
+        log_step(i, len(rows), f"{row}: {ROWS[row]}", t_start)
         try:
             e = do_row(row, args, build, report)
             sc = e["score"]
@@ -544,11 +532,9 @@ def main(argv=None) -> int:
         latency_pass(report, args, save)
         report["load_average_rows"]["latency pass"] = load_average()
 
-    report["complete"] = not failed
-    report["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S %z")
-    report["wall_s"] = round(time.perf_counter() - t_start, 1)
-    save()
-    log(f"done in {report['wall_s']:.0f} s: {out / (args.name + '.json')}, {out / (args.name + '.md')}"
+    finish_report(report, t_start, complete=not failed)
+    paths = save()
+    log(f"done in {report['wall_s']:.0f} s: {', '.join(map(str, paths))}"
         + (f"; FAILED rows: {', '.join(failed)}" if failed else ""))
     print(markdown(report))
     return 1 if failed else 0

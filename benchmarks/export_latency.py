@@ -24,25 +24,38 @@ Writes ``export_latency.json`` (everything, per round and per run) and ``export_
 """
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import math
-import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(REPO))
+from bench_common import (
+    add_common_args,
+    comma_list,
+    finish_report,
+    fmt_bytes,
+    fmt_ms,
+    header,
+    load_average,
+    log,
+    log_step,
+    md_table,
+    nonnegative_int,
+    parser,
+    positive_float,
+    positive_int,
+    process_cpu_seconds,
+    provenance_line,
+    save_results,
+    size_hw,
+    start_report,
+    tensorflow_info,
+)
 
-from bench_machine import generated_by, load_average, machine_info  # noqa: E402
+from tflite_isp.core.errors import UserError, run_cli
 
-from tflite_isp.core import atomic  # noqa: E402
-from tflite_isp.core.errors import UserError, run_cli  # noqa: E402
-
+NAME = "export_latency"
 DEFAULT_MODELS = "smallnet,sid_unet,punet"
 DEFAULT_PRECISIONS = "fp32,fp16,dynamic,int8,int16x8"
 # Stated in the issue for this kind of machine (2 cores, XNNPACK, Full HD): INT8 vs FP32 speedup.
@@ -53,87 +66,47 @@ NEEDS_TRAINING = {"int8_qat": "needs quantization-aware fine-tuning (tfmot) firs
 MIN_RUNS, SLOW_S, MAX_RUNS = 3, 10.0, 50
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def _size(text: str):
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--size must be HxW of the packed input (e.g. 544x960), not {text!r}") from None
-    if h <= 0 or w <= 0:
-        raise UserError(f"--size must be positive, not {text!r}")
-    return h, w
-
-
 def parse_args(argv):
-    p = argparse.ArgumentParser(
-        prog="benchmarks/export_latency.py",
-        description="Per model and precision: .tflite size, conversion time and LiteRT/XNNPACK latency "
-                    "(median, p95) at Full HD, the precisions of one model interleaved in rounds; "
-                    "speedups vs fp32 from the same rounds.")
-    p.add_argument("--models", default=DEFAULT_MODELS, help=f"Comma-separated recipes (default: {DEFAULT_MODELS}).")
-    p.add_argument("--precisions", default=DEFAULT_PRECISIONS,
+    p = parser(NAME, "Per model and precision: .tflite size, conversion time and LiteRT/XNNPACK latency "
+                     "(median, p95) at Full HD, the precisions of one model interleaved in rounds; "
+                     "speedups vs fp32 from the same rounds.")
+    p.add_argument("--models", type=comma_list(), default=DEFAULT_MODELS,
+                   help=f"Comma-separated recipes (default: {DEFAULT_MODELS}).")
+    p.add_argument("--precisions", type=comma_list(), default=DEFAULT_PRECISIONS,
                    help=f"Comma-separated precisions of converters/precisions.toml (default: {DEFAULT_PRECISIONS}; "
                         "int8_qat is skipped: it needs training).")
-    p.add_argument("--rounds", type=int, default=5,
+    p.add_argument("--rounds", type=positive_int, default=5,
                    help="Rounds; each round measures every precision once (default 5).")
-    p.add_argument("--runs", type=int, default=None,
+    p.add_argument("--runs", type=positive_int, default=None,
                    help=f"Timed invokes per measurement (default: about --measure-seconds worth, "
                         f"{MIN_RUNS}..{MAX_RUNS} "
                         f"(1 when one inference takes over {SLOW_S:g} s), chosen per model and precision from a "
                         "probe).")
-    p.add_argument("--warmup", type=int, default=None,
+    p.add_argument("--warmup", type=nonnegative_int, default=None,
                    help="Untimed invokes before each measurement (default: about 1 s worth, 0..5).")
-    p.add_argument("--measure-seconds", type=float, default=2.0,
+    p.add_argument("--measure-seconds", type=positive_float, default=2.0,
                    help="Target length of one timed measurement when --runs is not given (default: 2).")
-    p.add_argument("--threads", type=int, default=2, help="LiteRT interpreter threads (default 2).")
-    p.add_argument("--size", default="544x960",
+    p.add_argument("--size", type=size_hw, default="544x960",
                    help="Packed input HxW (default 544x960: a 1088x1920 Full HD frame).")
     p.add_argument("--run-dir", action="append", default=[], metavar="MODEL=RUN_DIR",
                    help="Use a trained run's model.keras (and recipe.json) for MODEL instead of random weights; "
                         "repeatable.")
-    p.add_argument("--calibration", type=int, default=4,
+    p.add_argument("--calibration", type=positive_int, default=4,
                    help="Representative inputs for int8/int16x8 calibration (default 4; latency does not "
                         "depend on them).")
-    p.add_argument("--seed", type=int, default=0, help="Seed of the random weights and inputs.")
-    p.add_argument("--out", default="benchmarks/results", help="Results folder (default: benchmarks/results).")
+    add_common_args(p, threads=2, threads_help="LiteRT interpreter threads", seed=0)
     args = p.parse_args(argv)
-    for name in ("rounds", "threads", "calibration"):
-        if getattr(args, name) <= 0:
-            raise UserError(f"--{name} must be positive, not {getattr(args, name)}")
-    for name in ("runs", "warmup"):
-        value = getattr(args, name)
-        if value is not None and (value < 0 or (name == "runs" and value == 0)):
-            raise UserError(f"--{name} must be positive, not {value}")
-    if args.measure_seconds <= 0:
-        raise UserError(f"--measure-seconds must be positive, not {args.measure_seconds}")
-    args.height, args.width = _size(args.size)
-    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
-    args.precisions = [m.strip() for m in args.precisions.split(",") if m.strip()]
-    if not args.models:
-        raise UserError("--models is empty")
-    if not args.precisions:
-        raise UserError("--precisions is empty")
+    args.height, args.width = args.size
     run_dirs = {}
     for item in args.run_dir:
         model, sep, path = item.partition("=")
         if not sep or not model or not path:
-            raise UserError(f"--run-dir must be MODEL=RUN_DIR, not {item!r}")
+            p.error(f"--run-dir must be MODEL=RUN_DIR, not {item!r}")
         if model not in args.models:
-            raise UserError(f"--run-dir {item}: {model} is not in --models ({', '.join(args.models)})")
+            p.error(f"--run-dir {item}: {model} is not in --models ({', '.join(args.models)})")
         run_dirs[model] = path
     args.run_dirs = run_dirs
     return args
-
-
-# --- Machine description ---------------------------------------------------------------------
-
-def machine_extras() -> dict:
-    from tflite_isp.core.tf import tf
-
-    return {"gpus": [d.name for d in tf.config.list_physical_devices("GPU")]}
 
 
 # --- Measurement -----------------------------------------------------------------------------
@@ -172,12 +145,6 @@ def load_model(name: str, args):
         # Saved at a fixed training size: the same weights in a dynamic-size network.
         model = architectures.copy_weights(model, architectures.build(recipe.model, name=recipe.name))
     return recipe, model, f"trained: {run_dir}/model.keras"
-
-
-def _cpu_seconds() -> float:
-    """User + system CPU time of this process (all its threads)."""
-    t = os.times()
-    return t.user + t.system
 
 
 def _percentile(values, q: float) -> float:
@@ -260,14 +227,14 @@ def measure_model(name: str, args, table: dict) -> dict:
         entry["round_times_s"] = []
         runners[p] = runner
         del data, y
-        log(f"[{name}] {p}: {_mib(entry['size_bytes'])} in {entry['conversion_s']:.1f} s; first call "
+        log(f"[{name}] {p}: {fmt_bytes(entry['size_bytes'])} in {entry['conversion_s']:.1f} s; first call "
             f"{first * 1000:.0f} ms, probe {probe * 1000:.0f} ms -> {entry['warmup']} warm-up + {entry['runs']} "
             f"timed run(s) per round")
     del model
     gc.collect()
 
     timed = [p for p in args.precisions if p in runners]
-    cpu0, wall0 = _cpu_seconds(), time.perf_counter()
+    cpu0, wall0 = process_cpu_seconds(), time.perf_counter()
     for r in range(args.rounds):
         order = timed[r % len(timed):] + timed[:r % len(timed)] if timed else []
         for p in order:
@@ -284,7 +251,7 @@ def measure_model(name: str, args, table: dict) -> dict:
             log(f"[{name}] round {r + 1}/{args.rounds} {p:8s}: median {statistics.median(times) * 1000:8.1f} ms "
                 f"over {len(times)} run(s)")
     # Cores this process used while timing: about --threads on a quiet machine, less when other jobs compete.
-    rounds_cpu_cores = (_cpu_seconds() - cpu0) / max(time.perf_counter() - wall0, 1e-9)
+    rounds_cpu_cores = (process_cpu_seconds() - cpu0) / max(time.perf_counter() - wall0, 1e-9)
     runners.clear()
     gc.collect()
 
@@ -310,7 +277,7 @@ def measure_model(name: str, args, table: dict) -> dict:
             entry["speedup_pooled_medians"] = base_entry["median_ms"] / entry["median_ms"]
     for entry in entries:
         if "median_ms" in entry:
-            log(f"[{name}] {entry['precision']:8s}: {_mib(entry['size_bytes']):>10s}, conversion "
+            log(f"[{name}] {entry['precision']:8s}: {fmt_bytes(entry['size_bytes']):>10s}, conversion "
                 f"{entry['conversion_s']:5.1f} s, median {entry['median_ms']:8.1f} ms, p95 {entry['p95_ms']:8.1f} ms"
                 + (f", {_x(entry['speedup'])}x vs {base}" if base else ""))
     return {"model": recipe.name, "source": source, "params": params, "macs": macs,
@@ -322,16 +289,37 @@ def measure_model(name: str, args, table: dict) -> dict:
 
 # --- Output ----------------------------------------------------------------------------------
 
-def _mib(n: int) -> str:
-    return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
-
-
 def _x(v: float) -> str:
     return f"{v:.3f}" if v < 0.1 else f"{v:.2f}"
 
 
-def _ms(v: float) -> str:
-    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
+def latency_table(report: dict) -> list:
+    rows = []
+    for r in report["results"]:
+        for e in r["precisions"]:
+            if "median_ms" not in e:
+                why = e.get("skipped") or e.get("error", "not measured")
+                rows.append([r["model"], e["precision"], "—", "—", "—", "—", "—", why])
+                continue
+            vs = "" if e["speedup_vs"] == "fp32" else f" vs {e['speedup_vs']}"
+            speed = ("1.00 (base)" if e["precision"] == e["speedup_vs"] else
+                     f"{_x(e['speedup'])}×{vs} ({_x(e['speedup_rounds_min'])} .. {_x(e['speedup_rounds_max'])})")
+            rows.append([r["model"], e["precision"], fmt_bytes(e["size_bytes"]), f"{e['conversion_s']:.1f}",
+                         f"{len(e['round_times_s'])}×{e['runs']}", fmt_ms(e["median_ms"]), fmt_ms(e["p95_ms"]), speed])
+    return md_table(["model", "precision", "size", "conversion s", "runs", "median ms", "p95 ms",
+                     "speedup vs fp32 (rounds)"], rows, "llrrrrrr")
+
+
+def int8_table(report: dict) -> list:
+    rows = []
+    for r in report["results"]:
+        e = next((e for e in r["precisions"] if e["precision"] == "int8" and "speedup" in e), None)
+        if e is None or e.get("speedup_vs") != "fp32":
+            continue
+        ref = r.get("reference_int8_speedup")
+        rows.append([r["model"], f"{e['speedup']:.2f}× ({e['speedup_rounds_min']:.2f} .. "
+                                 f"{e['speedup_rounds_max']:.2f})", f"≈ {ref}×" if ref else "—"])
+    return md_table(["model", "measured INT8/FP32 (rounds)", "reference (issue)"], rows, "lrr")
 
 
 def markdown(report: dict) -> str:
@@ -339,26 +327,13 @@ def markdown(report: dict) -> str:
     lines = [
         "# Export latency: .tflite size, conversion time and LiteRT/XNNPACK latency per precision",
         "",
-        generated_by(report),
+        *header(report),
         "",
         f"Input {s['size']} packed (1x{s['size']}x4 → 1x{2 * s['height']}x{2 * s['width']}x3), "
         f"{s['threads']} LiteRT threads, XNNPACK (the interpreter's default delegate).",
         "",
-        "| model | precision | size | conversion s | runs | median ms | p95 ms | speedup vs fp32 (rounds) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        *latency_table(report),
     ]
-    for r in report["results"]:
-        for e in r["precisions"]:
-            if "median_ms" not in e:
-                why = e.get("skipped") or e.get("error", "not measured")
-                lines.append(f"| {r['model']} | {e['precision']} | — | — | — | — | — | {why} |")
-                continue
-            vs = "" if e["speedup_vs"] == "fp32" else f" vs {e['speedup_vs']}"
-            speed = ("1.00 (base)" if e["precision"] == e["speedup_vs"] else
-                     f"{_x(e['speedup'])}×{vs} ({_x(e['speedup_rounds_min'])} .. {_x(e['speedup_rounds_max'])})")
-            lines.append(f"| {r['model']} | {e['precision']} | {_mib(e['size_bytes'])} | {e['conversion_s']:.1f} | "
-                         f"{len(e['round_times_s'])}×{e['runs']} | {_ms(e['median_ms'])} | {_ms(e['p95_ms'])} | "
-                         f"{speed} |")
     lines += [
         "",
         "Median and p95 are over all timed `invoke()` calls of all rounds (*runs* = rounds × timed runs per "
@@ -369,16 +344,8 @@ def markdown(report: dict) -> str:
         "",
         "## INT8 vs FP32",
         "",
-        "| model | measured INT8/FP32 (rounds) | reference (issue) |",
-        "|---|---:|---:|",
+        *int8_table(report),
     ]
-    for r in report["results"]:
-        e = next((e for e in r["precisions"] if e["precision"] == "int8" and "speedup" in e), None)
-        if e is None or e.get("speedup_vs") != "fp32":
-            continue
-        ref = r.get("reference_int8_speedup")
-        lines.append(f"| {r['model']} | {e['speedup']:.2f}× ({e['speedup_rounds_min']:.2f} .. "
-                     f"{e['speedup_rounds_max']:.2f}) | {f'≈ {ref}×' if ref else '—'} |")
     lines += [
         "",
         "The reference column is the figure stated in the issue for this kind of machine (2 cores, "
@@ -448,13 +415,6 @@ def notes(args, table) -> list:
 def main(argv=None) -> int:
     t_start = time.perf_counter()
     args = parse_args(argv)
-    started = time.strftime("%Y-%m-%d %H:%M:%S %z")
-    load_start = load_average()
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"{out}: cannot create the results folder ({err.strerror or err})") from None
 
     from tflite_isp.export import convert
     from tflite_isp.nets import recipes
@@ -467,43 +427,29 @@ def main(argv=None) -> int:
         if name not in args.run_dirs:
             recipes.load_recipe(name)  # unknown names fail before any work
 
-    report = {
-        "benchmark": "export_latency",
-        "command": " ".join(["python", "benchmarks/export_latency.py", *(sys.argv[1:] if argv is None else argv)]),
-        "started_at": started, "finished_at": None, "complete": False,
-        "machine": machine_info(**machine_extras()),
-        "settings": {"models": args.models, "precisions": args.precisions, "rounds": args.rounds, "runs": args.runs,
-                     "warmup": args.warmup, "measure_seconds": args.measure_seconds, "threads": args.threads,
-                     "size": f"{args.height}x{args.width}", "height": args.height, "width": args.width,
-                     "run_dirs": args.run_dirs, "calibration": args.calibration, "seed": args.seed,
-                     "delegate": "XNNPACK (LiteRT default)", "timer": "time.perf_counter around interpreter.invoke()",
-                     "statistic": "median and p95 over all timed runs; speedup = median over rounds of "
-                                  "t_base / t, each round's time the median of its runs"},
-        "reference_int8_speedup": REFERENCE_INT8_SPEEDUP,
-        "notes": notes(args, table),
-        "load_average_start": load_start, "load_average_end": None,
-        "results": [],
-    }
-    m = report["machine"]
-    log(f"machine: {m['cpu']}, {m['usable_cores']} cores, TensorFlow {m['tensorflow']}, ai-edge-litert "
-        f"{m['ai_edge_litert']}; load average {load_start}")
+    report = start_report(
+        NAME, argv, threads=args.threads, machine=tensorflow_info(),
+        settings={"models": args.models, "precisions": args.precisions, "rounds": args.rounds, "runs": args.runs,
+                  "warmup": args.warmup, "measure_seconds": args.measure_seconds, "threads": args.threads,
+                  "size": f"{args.height}x{args.width}", "height": args.height, "width": args.width,
+                  "run_dirs": args.run_dirs, "calibration": args.calibration, "seed": args.seed,
+                  "delegate": "XNNPACK (LiteRT default)", "timer": "time.perf_counter around interpreter.invoke()",
+                  "statistic": "median and p95 over all timed runs; speedup = median over rounds of "
+                               "t_base / t, each round's time the median of its runs"},
+        reference_int8_speedup=REFERENCE_INT8_SPEEDUP, notes=notes(args, table), results=[])
+    log(provenance_line(report))
 
     def save():
-        report["load_average_end"] = load_average()
-        atomic.write_text(out / "export_latency.json", json.dumps(report, indent=2) + "\n")
-        atomic.write_text(out / "export_latency.md", markdown(report))
+        return save_results(args.out, NAME, report, markdown)
 
     for i, name in enumerate(args.models, start=1):
-        log(f"=== model {i}/{len(args.models)}: {name} ({time.perf_counter() - t_start:.0f} s elapsed)")
+        log_step(i, len(args.models), f"model {name}", t_start)
         report["results"].append(measure_model(name, args, table))
         save()
-    report["complete"] = True
-    report["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S %z")
-    report["wall_s"] = round(time.perf_counter() - t_start, 1)  # from start-up, TensorFlow import included
-    save()
-    log(f"done in {report['wall_s']:.0f} s: {out / 'export_latency.json'}, {out / 'export_latency.md'}")
-    log("")
-    log("\n\n".join(markdown(report).split("\n\n")[3:5]))
+    finish_report(report, t_start)  # wall time from start-up, TensorFlow import included
+    paths = save()
+    log(f"done in {report['wall_s']:.0f} s: {', '.join(map(str, paths))}")
+    print("\n".join([*latency_table(report), "", *int8_table(report)]))
     return 0
 
 

@@ -25,9 +25,7 @@ atomically, after every file.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -35,62 +33,64 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(REPO))
+from bench_common import (
+    add_common_args,
+    children_cpu_seconds,
+    comma_list,
+    finish_report,
+    fmt_ms,
+    header,
+    log,
+    log_step,
+    md_table,
+    nonnegative_int,
+    parser,
+    positive_float,
+    positive_int,
+    provenance_line,
+    save_results,
+    size_hw,
+    start_report,
+)
 
-from bench_machine import generated_by, load_average, machine_info  # noqa: E402
+from tflite_isp.core import atomic
+from tflite_isp.core.errors import UserError, run_cli
+from tflite_isp.run import timing
 
-from tflite_isp.core import atomic  # noqa: E402
-from tflite_isp.core.errors import UserError, run_cli  # noqa: E402
-from tflite_isp.run import timing  # noqa: E402
-
+NAME = "runtime_agreement"
 THEIRS = "ai_edge_litert.tools.benchmark_litert_model"
 DEFAULT_MODELS, DEFAULT_PRECISIONS = "smallnet,sid_unet,punet", "fp32,int8"
 MIN_RUNS = 5  # --max-seconds never cuts the timed runs below this
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def parse_args(argv):
-    p = argparse.ArgumentParser(
-        prog="benchmarks/runtime_agreement.py",
-        description="Per .tflite file: our timing (tflite_isp.timing, Interpreter) vs LiteRT's "
-                    "benchmark_litert_model (CompiledModel), interleaved in rounds; the median ratio ours/theirs.")
+    p = parser(NAME, "Per .tflite file: our timing (tflite_isp.timing, Interpreter) vs LiteRT's "
+                     "benchmark_litert_model (CompiledModel), interleaved in rounds; the median ratio ours/theirs.")
     p.add_argument("--model", action="append", default=[], metavar="FILE", help="A .tflite file; repeatable.")
     p.add_argument("--models-from", default=None, metavar="DIR", help="Measure every DIR/**/model.tflite.")
     p.add_argument("--make", action="store_true",
                    help="Build the project's models (random weights) at --size and --precisions into --make-dir "
                         "(existing files are kept) and measure them.")
     p.add_argument("--make-dir", default="build/runtime_agreement", help="Where --make writes (default: %(default)s).")
-    p.add_argument("--models", default=DEFAULT_MODELS, help="Recipes for --make (default: %(default)s).")
-    p.add_argument("--precisions", default=DEFAULT_PRECISIONS, help="Precisions for --make (default: %(default)s).")
-    p.add_argument("--size", default="544x960", help="Packed input HxW for --make (default 544x960: Full HD).")
-    p.add_argument("--rounds", type=int, default=5, help="Rounds; each runs both tools once (default 5).")
-    p.add_argument("--runs", type=int, default=20, help="Timed runs per measurement (default 20).")
-    p.add_argument("--warmup", type=int, default=3, help="Warm-up runs per measurement (default 3).")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for both tools (default 2).")
-    p.add_argument("--max-seconds", type=float, default=30.0,
+    p.add_argument("--models", type=comma_list(), default=DEFAULT_MODELS,
+                   help="Recipes for --make (default: %(default)s).")
+    p.add_argument("--precisions", type=comma_list(), default=DEFAULT_PRECISIONS,
+                   help="Precisions for --make (default: %(default)s).")
+    p.add_argument("--size", type=size_hw, default="544x960",
+                   help="Packed input HxW for --make (default 544x960: Full HD).")
+    p.add_argument("--rounds", type=positive_int, default=5, help="Rounds; each runs both tools once (default 5).")
+    p.add_argument("--runs", type=positive_int, default=20, help="Timed runs per measurement (default 20).")
+    p.add_argument("--warmup", type=nonnegative_int, default=3, help="Warm-up runs per measurement (default 3).")
+    p.add_argument("--max-seconds", type=positive_float, default=30.0,
                    help=f"Cap on the timed part of one measurement: a slow file gets fewer runs (at least "
                         f"{MIN_RUNS}), from a one-run probe (default 30).")
-    p.add_argument("--tolerance", type=float, default=0.10, help="Agreement threshold on |ratio - 1| (default 0.10).")
-    p.add_argument("--out", default="benchmarks/results", help="Results folder (default: benchmarks/results).")
+    p.add_argument("--tolerance", type=positive_float, default=0.10,
+                   help="Agreement threshold on |ratio - 1| (default 0.10).")
+    add_common_args(p, threads=2, threads_help="CPU threads for both tools")
     args = p.parse_args(argv)
-    for name in ("rounds", "runs", "threads"):
-        if getattr(args, name) <= 0:
-            raise UserError(f"--{name} must be positive, not {getattr(args, name)}")
-    if args.warmup < 0 or args.max_seconds <= 0 or args.tolerance <= 0:
-        raise UserError("--warmup must be >= 0, --max-seconds and --tolerance positive")
-    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
-    args.precisions = [m.strip() for m in args.precisions.split(",") if m.strip()]
-    try:
-        args.height, args.width = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--size must be HxW of the packed input (e.g. 544x960), not {args.size!r}") from None
+    args.height, args.width = args.size
     if not (args.model or args.models_from or args.make):
-        raise UserError("nothing to measure: give --model FILE, --models-from DIR or --make")
+        p.error("nothing to measure: give --model FILE, --models-from DIR or --make")
     return args
 
 
@@ -160,17 +160,13 @@ def label(path: Path) -> str:
 
 # --- The two tools -------------------------------------------------------------------------------------------------
 
-def _children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run_ours(path: Path, args, runs: int, warmup: int) -> dict:
     """tflite_isp.timing in a fresh process; adds the wall time and the cores it used on average."""
-    cpu0, t0 = _children_cpu_s(), time.perf_counter()
+    cpu0, t0 = children_cpu_seconds(), time.perf_counter()
     result = timing.measure_subprocess(path, threads=args.threads, runs=runs, warmup=warmup)
     wall = time.perf_counter() - t0
-    return {**result, "process_wall_s": round(wall, 2), "process_cores": round((_children_cpu_s() - cpu0) / wall, 2)}
+    return {**result, "process_wall_s": round(wall, 2),
+            "process_cores": round((children_cpu_seconds() - cpu0) / wall, 2)}
 
 
 # Runs their module unchanged and, at exit, prints the process's own peak RSS (VmHWM; its ru_maxrss would include
@@ -195,7 +191,7 @@ def run_theirs(path: Path, args, runs: int, warmup: int) -> dict:
         json_path = Path(tmp) / "result.json"
         cmd = [sys.executable, "-c", THEIRS_LAUNCHER, f"--model={path}", "--num_runs", str(runs),
                "--warmup_runs", str(warmup), "--num_threads", str(args.threads), "--result_json", str(json_path)]
-        cpu0, t0 = _children_cpu_s(), time.perf_counter()
+        cpu0, t0 = children_cpu_seconds(), time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         if proc.returncode != 0 or not json_path.is_file():
@@ -204,7 +200,7 @@ def run_theirs(path: Path, args, runs: int, warmup: int) -> dict:
         result = json.loads(json_path.read_text())
     peak = [ln.split()[1] for ln in proc.stderr.splitlines() if ln.startswith("__peak_rss_kb__ ")]
     return {**result, "peak_rss_mb": round(int(peak[-1]) / 2**10, 1) if peak else None,
-            "process_wall_s": round(wall, 2), "process_cores": round((_children_cpu_s() - cpu0) / wall, 2)}
+            "process_wall_s": round(wall, 2), "process_cores": round((children_cpu_seconds() - cpu0) / wall, 2)}
 
 
 def plan_runs(path: Path, args) -> tuple:
@@ -272,36 +268,34 @@ def summarise(path: Path, rounds: list, runs: int, warmup: int, probe: float, ar
 
 # --- Report --------------------------------------------------------------------------------------------------------
 
-def _ms(v: float) -> str:
-    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}" if v >= 1 else f"{v:.3f}"
+def table(report: dict) -> list:
+    """The results table."""
+    rows = []
+    for r in report["results"]:
+        if "error" in r:
+            rows.append([r["label"], "—", "—", "—", "—", r["error"], "—", "—", "—", "—", "—"])
+            continue
+        shape = "x".join(map(str, r["input_shape"][1:]))
+        theirs_rss = "—" if r["theirs_peak_rss_mb"] is None else f"{r['theirs_peak_rss_mb']:.0f}"
+        rows.append([r["label"], f"{shape} {r['input_dtype']}",
+                     f"{len(r['rounds'])}×{r['runs']}" + ("*" if r["runs_cut"] else ""),
+                     fmt_ms(r["ours_median_ms"]), fmt_ms(r["theirs_median_ms"]),
+                     f"{r['ratio']:.3f} ({r['ratio_min']:.3f} .. {r['ratio_max']:.3f})",
+                     "✓" if r["within_tolerance"] else "✗", f"{r['ratio_of_minima']:.3f}",
+                     f"{fmt_ms(r['ours_p95_ms'])} / {fmt_ms(r['theirs_p95_ms'])}",
+                     f"{fmt_ms(r['ours_cold_ms'])} / {fmt_ms(r['theirs_cold_ms'])}",
+                     f"{r['ours_peak_rss_mb']:.0f} / {theirs_rss}"])
+    tol = round(report["settings"]["tolerance"] * 100)
+    return md_table(["file", "input", "runs", "ours median ms", "theirs median ms", "ours/theirs (rounds)",
+                     f"within {tol} %", "ours/theirs of minima", "p95 ms ours / theirs",
+                     "cold start ms ours / theirs", "peak RSS MiB ours / theirs"], rows, "llrrrrcrrrr")
 
 
 def markdown(report: dict) -> str:
     """The results table, the machine and settings, and what each tool times."""
     m, s = report["machine"], report["settings"]
-    tol = round(s["tolerance"] * 100)
-    lines = [
-        "# Runtime agreement: tflite_isp.timing vs LiteRT's benchmark_litert_model",
-        "",
-        generated_by(report),
-        "",
-        f"| file | input | runs | ours median ms | theirs median ms | ours/theirs (rounds) | within {tol} % | "
-        "ours/theirs of minima | p95 ms ours / theirs | cold start ms ours / theirs | peak RSS MiB ours / theirs |",
-        "|---|---|---:|---:|---:|---:|:---:|---:|---:|---:|---:|",
-    ]
-    for r in report["results"]:
-        if "error" in r:
-            lines.append(f"| {r['label']} | — | — | — | — | {r['error']} | — | — | — | — | — |")
-            continue
-        shape = "x".join(map(str, r["input_shape"][1:]))
-        theirs_rss = "—" if r["theirs_peak_rss_mb"] is None else f"{r['theirs_peak_rss_mb']:.0f}"
-        lines.append(
-            f"| {r['label']} | {shape} {r['input_dtype']} | {len(r['rounds'])}×{r['runs']}"
-            + ("*" if r["runs_cut"] else "") + f" | {_ms(r['ours_median_ms'])} | {_ms(r['theirs_median_ms'])} | "
-            f"{r['ratio']:.3f} ({r['ratio_min']:.3f} .. {r['ratio_max']:.3f}) | "
-            f"{'✓' if r['within_tolerance'] else '✗'} | {r['ratio_of_minima']:.3f} | "
-            f"{_ms(r['ours_p95_ms'])} / {_ms(r['theirs_p95_ms'])} | "
-            f"{_ms(r['ours_cold_ms'])} / {_ms(r['theirs_cold_ms'])} | {r['ours_peak_rss_mb']:.0f} / {theirs_rss} |")
+    lines = ["# Runtime agreement: tflite_isp.timing vs LiteRT's benchmark_litert_model", "", *header(report), "",
+             *table(report)]
     lines += [
         "",
         "Each tool ran in a fresh process per measurement; *runs* = rounds × timed runs (after "
@@ -357,47 +351,32 @@ NOTES = [
 def main(argv=None) -> int:
     t_start = time.perf_counter()
     args = parse_args(argv)
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"{out}: cannot create the results folder ({err.strerror or err})") from None
-    report = {
-        "benchmark": "runtime_agreement",
-        "command": " ".join(["python", "benchmarks/runtime_agreement.py", *(sys.argv[1:] if argv is None else argv)]),
-        "started_at": time.strftime("%Y-%m-%d %H:%M:%S %z"), "finished_at": None, "complete": False,
-        "machine": machine_info(),
-        "settings": {"rounds": args.rounds, "runs": args.runs, "warmup": args.warmup, "threads": args.threads,
-                     "max_seconds": args.max_seconds, "min_runs": MIN_RUNS, "tolerance": args.tolerance,
-                     "ours": "tflite_isp.timing.measure_subprocess", "theirs": f"python -m {THEIRS}"},
-        "notes": NOTES, "load_average_start": load_average(), "load_average_end": None, "results": [],
-    }
-    m = report["machine"]
-    log(f"machine: {m['cpu']}, {m['usable_cores']} cores, ai-edge-litert {m['ai_edge_litert']}; "
-        f"load average {report['load_average_start']}")
+    report = start_report(
+        NAME, argv, threads=args.threads,
+        settings={"rounds": args.rounds, "runs": args.runs, "warmup": args.warmup, "threads": args.threads,
+                  "max_seconds": args.max_seconds, "min_runs": MIN_RUNS, "tolerance": args.tolerance,
+                  "ours": "tflite_isp.timing.measure_subprocess", "theirs": f"python -m {THEIRS}"},
+        notes=NOTES, results=[])
+    log(provenance_line(report))
     t_files = time.perf_counter()
     paths = model_files(args)
     report["files_s"] = round(time.perf_counter() - t_files, 1)  # --make's conversions, when asked
 
     def save():
-        report["load_average_end"] = load_average()
-        atomic.write_text(out / "runtime_agreement.json", json.dumps(report, indent=2) + "\n")
-        atomic.write_text(out / "runtime_agreement.md", markdown(report))
+        return save_results(args.out, NAME, report, markdown)
 
     for i, path in enumerate(paths, start=1):
-        log(f"=== file {i}/{len(paths)}: {path} ({time.perf_counter() - t_start:.0f} s elapsed)")
+        log_step(i, len(paths), f"file {path}", t_start)
         try:
             report["results"].append(measure_file(path, args))
         except RuntimeError as err:
             log(f"[{label(path)}] failed: {err}")
             report["results"].append({"label": label(path), "file": str(path), "error": str(err)})
         save()
-    report["complete"] = True
-    report["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S %z")
-    report["wall_s"] = round(time.perf_counter() - t_start, 1)
-    save()
-    log(f"done in {report['wall_s']:.0f} s: {out / 'runtime_agreement.json'}, {out / 'runtime_agreement.md'}")
-    log("\n" + "\n\n".join(markdown(report).split("\n\n")[2:4]))
+    finish_report(report, t_start)
+    written = save()
+    log(f"done in {report['wall_s']:.0f} s: {', '.join(map(str, written))}")
+    print("\n".join(table(report)))
     return 0
 
 

@@ -15,7 +15,6 @@ Writes ``score_throughput.{json,md}`` to ``--out`` (atomically).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -24,20 +23,24 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_common import (
+    add_common_args,
+    comma_list,
+    finish_report,
+    header,
+    log,
+    md_table,
+    parser,
+    positive_int,
+    provenance_line,
+    save_results,
+    start_report,
+)
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(REPO))
+from tflite_isp.core.errors import run_cli
 
-from bench_machine import load_average, machine_info  # noqa: E402
-
-from tflite_isp.core import atomic  # noqa: E402
-
+NAME = "score_throughput"
 FULL_HD = (1088, 1920)  # RAW pixels
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def make_full_hd_set(root: Path, n: int) -> Path:
@@ -107,29 +110,42 @@ def parts(scorer, entry, split) -> dict:
                                                          ("metrics_ms", measure))}
 
 
-def to_markdown(result: dict) -> str:
-    lines = [f"Scoring throughput at Full HD ({result['images']} images of 1920x1088, "
-             f"{result['threads']} threads, {result['rounds']} rounds; {result['machine']['cpu']}, "
-             f"{result['machine']['usable_cores']} cores)", "",
-             "| file | images/s | ms/image | inference ms | metrics ms | decode ms | inference share |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, r in result["files"].items():
-        lines.append(f"| {name} | {r['images_per_s']:.2f} | {r['ms_per_image']:.0f} | {r['inference_ms']:.0f} | "
-                     f"{r['metrics_ms']:.0f} | {r['decode_ms']:.0f} | {r['inference_share']:.0%} |")
+def table(report: dict) -> list:
+    return md_table(["file", "images/s", "ms/image", "inference ms", "metrics ms", "decode ms", "inference share"],
+                    [[name, f"{r['images_per_s']:.2f}", f"{r['ms_per_image']:.0f}", f"{r['inference_ms']:.0f}",
+                      f"{r['metrics_ms']:.0f}", f"{r['decode_ms']:.0f}", f"{r['inference_share']:.0%}"]
+                     for name, r in report["files"].items()], "lrrrrrr")
+
+
+def markdown(report: dict) -> str:
+    s = report["settings"]
+    lines = [f"# Scoring throughput at Full HD ({s['images']} images of 1920x1088, {s['threads']} threads, "
+             f"{s['rounds']} rounds)", "", *header(report), "", *table(report)]
     return "\n".join(lines) + "\n"
 
 
+def parse_args(argv):
+    p = parser(NAME, __doc__.splitlines()[0])
+    p.add_argument("--models", type=comma_list(), default="smallnet,punet,sid_unet",
+                   help="Comma-separated recipes (default smallnet,punet,sid_unet).")
+    p.add_argument("--precisions", type=comma_list(), default="fp32,int8",
+                   help="Comma-separated export precisions (default fp32,int8).")
+    p.add_argument("--images", type=positive_int, default=6, help="Full HD test images (default 6).")
+    p.add_argument("--rounds", type=positive_int, default=2, help="Scoring rounds over every file (default 2).")
+    add_common_args(p, threads=2, threads_help="LiteRT threads for scoring")
+    return p.parse_args(argv)
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="benchmarks/score_throughput.py", description=__doc__.splitlines()[0])
-    p.add_argument("--models", default="smallnet,punet,sid_unet")
-    p.add_argument("--precisions", default="fp32,int8")
-    p.add_argument("--images", type=int, default=6)
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
-    args = p.parse_args(argv)
+    t_start = time.perf_counter()
+    args = parse_args(argv)
+    report = start_report(NAME, argv, threads=args.threads,
+                          settings={"models": args.models, "precisions": args.precisions, "images": args.images,
+                                    "rounds": args.rounds, "threads": args.threads}, files={})
+    log(provenance_line(report))
 
     from tflite_isp.data import layouts, synth
+    from tflite_isp.run import entries
     from tflite_isp.score import cli as score
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -138,32 +154,28 @@ def main(argv=None) -> int:
         split = layouts.open_split("mai21", data, "test")
         cfg = score.ScoreConfig(models=(), threads=args.threads, report_images=0, log=False)
         scorer = score.Scorer(cfg, split, source=None)
-        entries = []
-        for name in args.models.split(","):
-            log(f"exporting {name} at Full HD ({args.precisions})")
-            root = export_model(name, work, synth.ensure_embedded("isp"), args.precisions.split(","))
-            entries += [entries.make_entry(f, str(f), None) for f in entries.model_files(str(root))]
-        timings: dict = {e.name: [] for e in entries}
+        files = []
+        for name in args.models:
+            log(f"exporting {name} at Full HD ({', '.join(args.precisions)})")
+            root = export_model(name, work, synth.ensure_embedded("isp"), args.precisions)
+            files += [entries.make_entry(f, str(f), None) for f in entries.model_files(str(root))]
+        timings: dict = {e.name: [] for e in files}
         for r in range(args.rounds):
-            for e in entries:
+            for e in files:
                 log(f"round {r + 1}/{args.rounds}: {e.name}")
                 seconds = scorer.quality(e)["details"]["scoring_seconds"]
                 timings[e.name].append(1000 * seconds / len(split.pairs))
-        files = {}
-        for e in entries:
+        for e in files:
             ms = statistics.median(timings[e.name])
             alone = parts(scorer, e, split)
-            files[e.name] = {"ms_per_image": ms, "images_per_s": 1000 / ms, **alone,
-                             "inference_share": alone["inference_ms"] / ms, "rounds_ms": timings[e.name]}
-    result = {"images": args.images, "threads": args.threads, "rounds": args.rounds, "machine": machine_info(),
-              "load_average": load_average(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "files": files}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic.write_json(out / "score_throughput.json", result)
-    atomic.write_text(out / "score_throughput.md", to_markdown(result))
-    print(to_markdown(result))
+            report["files"][e.name] = {"ms_per_image": ms, "images_per_s": 1000 / ms, **alone,
+                                       "inference_share": alone["inference_ms"] / ms, "rounds_ms": timings[e.name]}
+    finish_report(report, t_start)
+    paths = save_results(args.out, NAME, report, markdown)
+    log(f"done in {report['wall_s']:.0f} s: {', '.join(map(str, paths))}")
+    print("\n".join(table(report)))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -36,27 +36,45 @@ Writes ``suite.json`` (every process's result, the machine, load averages) and `
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(REPO))
+from bench_common import (
+    REPO,
+    add_common_args,
+    add_quiet_args,
+    children_cpu_seconds,
+    comma_list,
+    finish_report,
+    fmt_bytes,
+    fmt_ms,
+    fmt_params,
+    fmt_pct,
+    header,
+    load_average,
+    log,
+    md_table,
+    nonnegative_int,
+    parser,
+    positive_float,
+    positive_int,
+    provenance_line,
+    save_results,
+    start_report,
+    wait_for_quiet,
+)
 
-from bench_machine import generated_by, load_average, machine_info  # noqa: E402
+from tflite_isp.core import atomic
+from tflite_isp.core.errors import UserError, run_cli
+from tflite_isp.score.zoo import ZOO_MODELS as MODELS
 
-from tflite_isp.core import atomic  # noqa: E402
-from tflite_isp.core.errors import UserError, run_cli  # noqa: E402
-from tflite_isp.score.zoo import ZOO_MODELS as MODELS  # noqa: E402
-
+NAME = "suite"
 PRECISIONS = ("fp32", "fp16", "int8")
 GEMM = (1024, 4096, 4096)  # (M, K, N): activations M x K times constant weights K x N
 PEAK_FAMILY = {"fp32": "fp32", "fp16": "fp32", "int8": "int8"}  # which GEMM peak a precision is compared with
@@ -65,64 +83,41 @@ BIAS_INPUT = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANS
 WEIGHT_DTYPES = ("float32", "float16", "int8", "uint8", "int16")
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def _list(text: str, known=None, what="") -> list:
-    items = [s.strip() for s in text.split(",") if s.strip()]
-    if not items:
-        raise UserError(f"{what}: give at least one")
-    bad = [s for s in items if known is not None and s not in known]
-    if bad:
-        raise UserError(f"{what}: unknown {', '.join(bad)} (known: {', '.join(known)})")
-    return items
-
-
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="benchmarks/suite.py", description=__doc__.splitlines()[0])
-    p.add_argument("--models", default=",".join(MODELS),
+    p = parser(NAME, __doc__.splitlines()[0])
+    p.add_argument("--models", type=comma_list(MODELS), default=",".join(MODELS),
                    help=f"Comma-separated zoo models (default {','.join(MODELS)}).")
-    p.add_argument("--precisions", default=",".join(PRECISIONS),
+    p.add_argument("--precisions", type=comma_list(PRECISIONS), default=",".join(PRECISIONS),
                    help=f"Comma-separated precisions (default {','.join(PRECISIONS)}).")
-    p.add_argument("--threads", default="1,2", help="Comma-separated LiteRT thread counts (default 1,2).")
-    p.add_argument("--rounds", type=int, default=3, help="Rounds; each measures every file once (default 3).")
-    p.add_argument("--runs", type=int, default=0,
+    p.add_argument("--threads", type=comma_list(cast=positive_int), default="1,2",
+                   help="Comma-separated LiteRT thread counts (default 1,2).")
+    p.add_argument("--rounds", type=positive_int, default=3, help="Rounds; each measures every file once (default 3).")
+    p.add_argument("--runs", type=nonnegative_int, default=0,
                    help="Timed invokes per process (default 0: about --seconds worth, between 5 and 200).")
-    p.add_argument("--seconds", type=float, default=4.0,
+    p.add_argument("--seconds", type=positive_float, default=4.0,
                    help="With --runs 0: timed seconds per process at the highest thread count (default 4).")
-    p.add_argument("--warmup", type=int, default=2, help="Untimed invokes per process (default 2).")
-    p.add_argument("--numpy-repeats", type=int, default=5, help="Timed NumPy matmuls per process (default 5).")
-    p.add_argument("--quiet-cores", type=float, default=0.3,
-                   help="Before each measurement wait until other jobs use fewer cores than this (default 0.3).")
-    p.add_argument("--max-wait", type=float, default=120.0,
-                   help="Longest wait for a quiet machine before a measurement, s (default 120; 0: never wait).")
-    p.add_argument("--retries", type=int, default=2,
+    p.add_argument("--warmup", type=nonnegative_int, default=2, help="Untimed invokes per process (default 2).")
+    p.add_argument("--numpy-repeats", type=positive_int, default=5,
+                   help="Timed NumPy matmuls per process (default 5).")
+    add_quiet_args(p, quiet_cores=0.3, max_wait=120.0)
+    p.add_argument("--retries", type=nonnegative_int, default=2,
                    help="Repeat a measurement whose process got under --min-share of its threads' cores while "
                         "invoking, at most this often (default 2).")
     p.add_argument("--min-share", type=float, default=0.8,
                    help="Least share of its threads' cores a measurement must get to be kept first time "
                         "(default 0.8).")
-    p.add_argument("--quick", action="store_true",
-                   help="Smoke check: 1 round, 3 timed runs, 1 warm-up, 2 NumPy matmuls (overrides those flags).")
     p.add_argument("--zoo-dir", default=str(REPO / "runs" / "zoo"), help="Zoo runs (default runs/zoo).")
     p.add_argument("--build-dir", default=str(REPO / "build" / "suite"),
                    help="fp16 exports and GEMM files (default build/suite).")
-    p.add_argument("--train-steps", type=int, default=0,
+    p.add_argument("--train-steps", type=nonnegative_int, default=0,
                    help="Only when a zoo model is missing: cap its training at N steps (default 0: the recipe's "
                         "schedule, as score --zoo).")
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results"), help="Results folder.")
+    add_common_args(p, quick_help="Smoke check: 1 round, 3 timed runs, 1 warm-up, 2 NumPy matmuls (overrides those "
+                                  "flags).")
     args = p.parse_args(argv)
-    args.models = _list(args.models, MODELS, "--models")
-    args.precisions = _list(args.precisions, PRECISIONS, "--precisions")
-    try:
-        args.threads = sorted({int(t) for t in _list(args.threads, None, "--threads")})
-    except ValueError:
-        raise UserError(f"--threads must be comma-separated integers, not {args.threads!r}") from None
+    args.threads = sorted(set(args.threads))
     if args.quick:
         args.rounds, args.runs, args.warmup, args.numpy_repeats = 1, 3, 1, 2
-    if args.rounds < 1 or args.runs < 0 or args.warmup < 0 or min(args.threads) < 1 or args.numpy_repeats < 1:
-        raise UserError("--rounds, --threads and --numpy-repeats must be at least 1; --runs and --warmup at least 0")
     return args
 
 
@@ -216,12 +211,11 @@ def parameters(model) -> int:
 
 def describe(path: Path) -> dict:
     """Size, parameters, MACs per Full HD frame, ops and IO of one file."""
-    from tflite_isp.run import flatbuffer
-    from tflite_isp.run import records as runtimes
+    from tflite_isp.run import flatbuffer, records
 
     model = flatbuffer.read(path)
     signature = tuple(model.inputs[0].shape_signature)
-    shape, calls = runtimes.full_hd_plan(signature) if len(signature) == 4 else (tuple(model.inputs[0].shape), 1)
+    shape, calls = records.full_hd_plan(signature) if len(signature) == 4 else (tuple(model.inputs[0].shape), 1)
     macs = flatbuffer.count_macs(model)
     if macs is None:  # a dynamic file: count at nothing static; not the zoo's case
         macs = 0
@@ -232,36 +226,6 @@ def describe(path: Path) -> dict:
 
 
 # --- Measurement ---------------------------------------------------------------------------------------------------
-
-def _children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def busy_cores(seconds: float = 1.0):
-    """Cores busy on the whole machine over ``seconds`` (/proc/stat; steal counts as busy); None without /proc."""
-    def sample():
-        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-        return sum(values), values[3] + values[4]  # all time, idle + iowait
-
-    try:
-        total0, idle0 = sample()
-        time.sleep(seconds)
-        total1, idle1 = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    total = max(total1 - total0, 1)
-    return round((os.cpu_count() or 1) * (total - (idle1 - idle0)) / total, 2)
-
-
-def wait_for_quiet(args) -> dict:
-    """Wait (at most ``--max-wait`` s) until other jobs use under ``--quiet-cores``; returns what was seen."""
-    t0, busy = time.perf_counter(), busy_cores()
-    while busy is not None and busy > args.quiet_cores and time.perf_counter() - t0 < args.max_wait:
-        time.sleep(2.0)
-        busy = busy_cores()
-    return {"others_busy_cores": busy, "waited_s": round(time.perf_counter() - t0, 1)}
-
 
 def invoke_cores(r: dict, invoke_s: float) -> float:
     """Cores the process used while invoking: its CPU time less a single-threaded start-up, over the invoke time."""
@@ -274,13 +238,13 @@ def litert(info: dict, threads: int, runs: int, warmup: int) -> dict:
     """timing.measure_subprocess of one file, plus the process's wall time and the cores it used on average."""
     from tflite_isp.run import timing
 
-    cpu0, t0 = _children_cpu_s(), time.perf_counter()
+    cpu0, t0 = children_cpu_seconds(), time.perf_counter()
     shape = info["shape"] if info["dynamic"] else None
     result = timing.measure_subprocess(info["file"], threads=threads, runs=runs, warmup=warmup, shape=shape,
                                        timeout=1800)
     wall = time.perf_counter() - t0
     result = {**result, "process_wall_s": round(wall, 2),
-              "process_cores": round((_children_cpu_s() - cpu0) / wall, 2)}
+              "process_cores": round((children_cpu_seconds() - cpu0) / wall, 2)}
     invoking = (result["mean_ms"] * runs + (result.get("warmup_first_ms") or 0)
                 + result["median_ms"] * max(warmup - 1, 0)) / 1e3
     result["invoke_cores"] = invoke_cores(result, invoking)
@@ -307,7 +271,7 @@ print(json.dumps({"times_s": times}))
 def numpy_matmul(threads: int, repeats: int) -> dict:
     """float32 ``a @ b`` of the GEMM's size in a fresh process whose BLAS uses ``threads`` threads."""
     env = {**os.environ, **{v: str(threads) for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
-    cpu0, t0 = _children_cpu_s(), time.perf_counter()
+    cpu0, t0 = children_cpu_seconds(), time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", NUMPY_CHILD, *map(str, GEMM), str(repeats)], env=env,
                           capture_output=True, text=True, timeout=600)
     wall = time.perf_counter() - t0
@@ -316,7 +280,7 @@ def numpy_matmul(threads: int, repeats: int) -> dict:
     times = json.loads(proc.stdout.strip().splitlines()[-1])["times_s"]
     result = {"threads": threads, "median_ms": round(1e3 * statistics.median(times), 3),
               "min_ms": round(1e3 * min(times), 3), "times_ms": [round(1e3 * t, 3) for t in times],
-              "process_wall_s": round(wall, 2), "process_cores": round((_children_cpu_s() - cpu0) / wall, 2)}
+              "process_wall_s": round(wall, 2), "process_cores": round((children_cpu_seconds() - cpu0) / wall, 2)}
     result["invoke_cores"] = invoke_cores(result, sum(times) * (1 + 1 / len(times)))  # + the warm-up product
     return result
 
@@ -376,22 +340,6 @@ def summarise(report: dict) -> None:
     report["fp16_over_fp32"] = ratios
 
 
-def _size(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
-
-
-def _params(n: int) -> str:
-    return f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n:,}"
-
-
-def _ms(v) -> str:
-    return "–" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.1f}")
-
-
-def _pct(v) -> str:
-    return "–" if v is None else f"{100 * v:.0f} %" if v >= 0.1 else f"{100 * v:.1f} %"
-
-
 def markdown(report: dict) -> str:
     s, m = report["settings"], report["machine"]
     threads = [str(t) for t in s["threads"]]
@@ -401,39 +349,42 @@ def markdown(report: dict) -> str:
     for t in threads:
         head += [f"GMAC/s {t}t", f"% peak {t}t"]
     head += ["peak RSS MiB"]
-    lines = [generated_by(report), "",
-             "# Suite: zoo models at Full HD (packed 1x544x960x4 -> 1088x1920 RGB), LiteRT + XNNPACK", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * (len(head) - 2)]
+    rows = []
     for key, e in report["files"].items():
         if e["kind"] != "model":
             continue
-        row = [e["model"], e["precision"], _size(e["size_bytes"]), _params(e["parameters"]), f"{e['macs'] / 1e9:.1f}"]
+        row = [e["model"], e["precision"], fmt_bytes(e["size_bytes"], 1), fmt_params(e["parameters"]),
+               f"{e['macs'] / 1e9:.1f}"]
         for t in threads:
             x = e["summary"].get(t, {})
-            row += [_ms(x.get("median_ms")), _ms(x.get("p95_ms"))]
+            row += [fmt_ms(x.get("median_ms")), fmt_ms(x.get("p95_ms"))]
         for t in threads:
             x = e["summary"].get(t, {})
-            row += [f"{x['gmacs']:.1f}" if x.get("gmacs") else "–", _pct(x.get("fraction_of_peak"))]
+            row += [f"{x['gmacs']:.1f}" if x.get("gmacs") else "–", fmt_pct(x.get("fraction_of_peak"))]
         rss = [x["peak_rss_mb"] for x in e["summary"].values() if "peak_rss_mb" in x]
         row.append(f"{max(rss):.0f}" if rss else "–")
-        lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "## This CPU's attainable peak (same run, interleaved with the models)", "",
-              "| GEMM 1024x4096 @ 4096x4096 (17.2 GMAC) | threads | median ms | GMAC/s | GMAC/s per thread | "
-              "peak RSS MiB |", "|---|---:|---:|---:|---:|---:|"]
+        rows.append(row)
+    peaks = []
     for key, e in report["files"].items():
         if e["kind"] != "gemm":
             continue
         for t in threads:
             x = e["summary"].get(t, {})
             if "median_ms" in x:
-                lines.append(f"| LiteRT/XNNPACK FULLY_CONNECTED {e['precision']} ({_size(e['size_bytes'])}) | {t} | "
-                             f"{_ms(x['median_ms'])} | {x['gmacs']:.1f} | {x['gmacs'] / int(t):.1f} | "
-                             f"{x['peak_rss_mb']:.0f} |")
+                peaks.append([f"LiteRT/XNNPACK FULLY_CONNECTED {e['precision']} ({fmt_bytes(e['size_bytes'], 1)})", t,
+                              fmt_ms(x["median_ms"]), f"{x['gmacs']:.1f}", f"{x['gmacs'] / int(t):.1f}",
+                              f"{x['peak_rss_mb']:.0f}"])
     for t in threads:
         x = report["numpy_summary"].get(t)
         if x:
-            lines.append(f"| NumPy float32 matmul (OpenBLAS; cross-check) | {t} | {_ms(x['median_ms'])} | "
-                         f"{x['gmacs']:.1f} | {x['gmacs'] / int(t):.1f} | – |")
+            peaks.append(["NumPy float32 matmul (OpenBLAS; cross-check)", t, fmt_ms(x["median_ms"]),
+                          f"{x['gmacs']:.1f}", f"{x['gmacs'] / int(t):.1f}", "–"])
+    lines = [*header(report), "",
+             "# Suite: zoo models at Full HD (packed 1x544x960x4 -> 1088x1920 RGB), LiteRT + XNNPACK", "",
+             *md_table(head, rows, "ll" + "r" * (len(head) - 2)),
+             "", "## This CPU's attainable peak (same run, interleaved with the models)", "",
+             *md_table(["GEMM 1024x4096 @ 4096x4096 (17.2 GMAC)", "threads", "median ms", "GMAC/s",
+                        "GMAC/s per thread", "peak RSS MiB"], peaks, "lrrrrr")]
     lines += ["", "## How to read it", ""]
     ratios = report.get("fp16_over_fp32") or {}
     notes = [
@@ -510,29 +461,21 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     args = parse_args(argv)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    report = {
-        "benchmark": "suite",
-        "command": " ".join([".venv/bin/python", "benchmarks/suite.py", *(sys.argv[1:] if argv is None else argv)]),
-        "started_at": time.strftime("%Y-%m-%d %H:%M:%S %z"), "finished_at": None, "complete": False,
-        "machine": machine_info(),
-        "settings": {"models": args.models, "precisions": args.precisions, "threads": args.threads,
-                     "rounds": args.rounds, "runs": args.runs, "seconds": args.seconds, "warmup": args.warmup,
-                     "numpy_repeats": args.numpy_repeats, "quick": args.quick, "gemm_mkn": list(GEMM),
-                     "quiet_cores": args.quiet_cores, "max_wait": args.max_wait, "retries": args.retries,
-                     "min_share": args.min_share,
-                     "full_hd_packed": [544, 960]},
-        "load_average_start": load_average(), "load_average_rounds": [], "load_average_end": None,
-        "files": {}, "numpy": {str(t): [] for t in args.threads}, "numpy_summary": {}, "peak_gmacs": {},
-    }
-    m = report["machine"]
-    log(f"machine: {m['cpu']}, {m['usable_cores']} cores, {m['memory_gib']} GiB; load average "
-        f"{report['load_average_start']}")
+    report = start_report(
+        NAME, argv, threads=args.threads,
+        settings={"models": args.models, "precisions": args.precisions, "threads": args.threads,
+                  "rounds": args.rounds, "runs": args.runs, "seconds": args.seconds, "warmup": args.warmup,
+                  "numpy_repeats": args.numpy_repeats, "quick": args.quick, "gemm_mkn": list(GEMM),
+                  "quiet_cores": args.quiet_cores, "max_wait": args.max_wait, "retries": args.retries,
+                  "min_share": args.min_share,
+                  "full_hd_packed": [544, 960]},
+        load_average_rounds=[], files={}, numpy={str(t): [] for t in args.threads}, numpy_summary={},
+        peak_gmacs={})
+    log(provenance_line(report))
 
     def save():
         summarise(report)
-        atomic.write_json(out / "suite.json", report)
-        atomic.write_text(out / "suite.md", markdown(report))
+        return save_results(out, NAME, report, markdown)
 
     # Files: zoo exports, fp16 exports, GEMMs.
     for name in args.models:
@@ -573,7 +516,7 @@ def main(argv=None) -> int:
             target = report["numpy"][str(t)] if key == "numpy" else report["files"][key]["rounds"][str(t)]
             attempts = []
             for attempt in range(args.retries + 1):
-                quiet = wait_for_quiet(args)
+                quiet = wait_for_quiet(args.quiet_cores, args.max_wait)
                 try:
                     if key == "numpy":
                         res = numpy_matmul(t, args.numpy_repeats)
@@ -602,12 +545,9 @@ def main(argv=None) -> int:
         report["load_average_rounds"].append(load_average())
         save()
 
-    report["complete"] = True
-    report["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S %z")
-    report["wall_s"] = round(time.perf_counter() - t_start, 1)
-    report["load_average_end"] = load_average()
-    save()
-    log(f"done in {report['wall_s']:.0f} s: {out / 'suite.json'}, {out / 'suite.md'}")
+    finish_report(report, t_start)
+    paths = save()
+    log(f"done in {report['wall_s']:.0f} s: {', '.join(map(str, paths))}")
     print(markdown(report))
     return 0
 

@@ -47,19 +47,28 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(REPO))
+from bench_common import (
+    REPO,
+    add_common_args,
+    comma_list,
+    finish_report,
+    fmt_pct,
+    header,
+    log,
+    md_table,
+    nonnegative_int,
+    parser,
+    provenance_line,
+    save_results,
+    start_report,
+)
 
+NAME = "tiled_memory"
 RAW_SIZE = (2832, 4240)  # RAW rows, columns (a 12 MP frame of SID's Sony A7S II class)
 PHOTO = "coffee"
 SEED = 0
 TILE = (544, 960)  # the Full HD packed input of model.tflite
 GB = 1e9
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # --- Child: one fresh process per run --------------------------------------------------------------------------------
@@ -210,49 +219,40 @@ def compare(tiled, whole) -> dict:
                                     ">=3": int(counts[3])}}
 
 
-def _pct(v: float) -> str:
-    if v == 0:
-        return "0"
-    return f"{100 * v:.3g} %" if v >= 1e-4 else f"{100 * v:.2g} %"
-
-
 def _diff_cells(d) -> list:
     if not d:
         return ["–"] * 4
-    return [str(d["max_abs_steps"]), _pct(d["pixels_differing"]), _pct(d["values_differing"]),
+    return [str(d["max_abs_steps"]), fmt_pct(d["pixels_differing"], 3), fmt_pct(d["values_differing"], 3),
             f"{d['mean_abs_steps']:.2g}"]
 
 
 def markdown(report: dict) -> str:
-    from bench_machine import generated_by
-
     m, s = report["machine"], report["settings"]
     padded = f"{s['padded_whole'][0]}x{s['padded_whole'][1]}"
-    lines = [generated_by(report), "",
-             f"# SID U-Net INT8 on one {s['raw_shape'][1]}x{s['raw_shape'][0]} RAW frame: whole vs tiled", "",
-             "Each run is a fresh process: read the DNG (rawpy), pack, normalise, run, stitch. Δ is in int8 output "
-             "quantisation steps against the whole frame through the same file (`model.tflite` refitted); the "
-             "last column is against the whole frame through `model_none.tflite`.", "",
-             "| run | model runs | wall s | read s | pack s | load s | inference s | RSS before model MiB | "
-             "peak RSS MiB | max \\|Δ\\| | pixels differing | values differing | mean \\|Δ\\| | "
-             "max \\|Δ\\| vs model_none |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     rows = [(f"whole frame, `model_none.tflite` resized to {padded}", report.get("whole_none"),
              (report.get("whole_none") or {}).get("diff_vs_whole_fixed"), None),
             (f"whole frame, `model.tflite` refitted to {padded} (reference)", report.get("whole_fixed"), None, None)]
     rows += [(f"tiled 544x960, margin {t['margin']}", t, t.get("diff_vs_whole_fixed"), t.get("diff_vs_whole_none"))
              for t in report["tiled"]]
+    cells = []
     for name, r, d, dn in rows:
         if not r:
             continue
         if "error" in r:
-            lines.append(f"| {name} | failed: {r['error'][:100]} |" + " |" * 12)
+            cells.append([name, f"failed: {r['error'][:100]}"])
             continue
-        cells = _diff_cells(d) if d else (["(reference)", "–", "–", "–"] if "reference" in name else _diff_cells(d))
-        lines.append(f"| {name} | {r['model_runs']} | {r['process_wall_s']:.1f} | {r['read_s']:.2f} | "
-                     f"{r['pack_s']:.2f} | {r['load_s']:.2f} | {r['inference_s']:.2f} | "
-                     f"{r['rss_before_model_mb']:.0f} | **{r['peak_rss_mb']:.0f}** | " + " | ".join(cells)
-                     + f" | {dn['max_abs_steps'] if dn else '–'} |")
+        diff = _diff_cells(d) if d or "reference" not in name else ["(reference)", "–", "–", "–"]
+        cells.append([name, r["model_runs"], f"{r['process_wall_s']:.1f}", f"{r['read_s']:.2f}", f"{r['pack_s']:.2f}",
+                      f"{r['load_s']:.2f}", f"{r['inference_s']:.2f}", f"{r['rss_before_model_mb']:.0f}",
+                      f"**{r['peak_rss_mb']:.0f}**", *diff, dn["max_abs_steps"] if dn else "–"])
+    lines = [*header(report), "",
+             f"# SID U-Net INT8 on one {s['raw_shape'][1]}x{s['raw_shape'][0]} RAW frame: whole vs tiled", "",
+             "Each run is a fresh process: read the DNG (rawpy), pack, normalise, run, stitch. Δ is in int8 output "
+             "quantisation steps against the whole frame through the same file (`model.tflite` refitted); the "
+             "last column is against the whole frame through `model_none.tflite`.", "",
+             *md_table(["run", "model runs", "wall s", "read s", "pack s", "load s", "inference s",
+                        "RSS before model MiB", "peak RSS MiB", "max \\|Δ\\|", "pixels differing",
+                        "values differing", "mean \\|Δ\\|", "max \\|Δ\\| vs model_none"], cells, "l" + "r" * 13)]
     v = report.get("verdict", {})
     lines += ["", "## Verdict", ""]
     if v:
@@ -319,16 +319,15 @@ def markdown(report: dict) -> str:
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="benchmarks/tiled_memory.py", description=__doc__.splitlines()[0])
-    p.add_argument("--margins", default="16,32,64,96,128",
+    p = parser(NAME, __doc__.splitlines()[0])
+    p.add_argument("--margins", type=comma_list(cast=nonnegative_int), default="16,32,64,96,128",
                    help="Tile margins in packed pixels, comma-separated (default 16,32,64,96,128).")
-    p.add_argument("--threads", type=int, default=2, help="LiteRT threads (default 2).")
     p.add_argument("--dng", default=str(REPO / "build" / "tiled_memory" / "frame_4240x2832.dng"),
                    help="The frame (made when missing; default build/tiled_memory/frame_4240x2832.dng).")
     p.add_argument("--zoo-dir", default=str(REPO / "runs" / "zoo"), help="Zoo runs (default runs/zoo).")
-    p.add_argument("--train-steps", type=int, default=0,
+    p.add_argument("--train-steps", type=nonnegative_int, default=0,
                    help="Only when the zoo's sid_unet is missing: cap its training at N steps (0: recipe schedule).")
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results"), help="Results folder.")
+    add_common_args(p, threads=2, threads_help="LiteRT threads")
     # Internal: one measured run in this (fresh) process.
     p.add_argument("--child", choices=("whole", "tiled"), help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)
@@ -337,15 +336,7 @@ def parse_args(argv):
     p.add_argument("--margin", type=int, default=32, help=argparse.SUPPRESS)
     p.add_argument("--multiple", type=int, default=16, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.child:
-        args.mode = args.child
-        return args
-    try:
-        args.margins = [int(v) for v in args.margins.split(",") if v.strip()]
-    except ValueError:
-        p.error(f"--margins must be comma-separated integers, not {args.margins!r}")
-    if not args.margins or min(args.margins) < 0 or args.threads < 1:
-        p.error("--margins must be >= 0 and --threads >= 1")
+    args.mode = args.child
     return args
 
 
@@ -354,40 +345,31 @@ def main(argv=None) -> int:
     if args.child:
         return child(args)
     import numpy as np
-    from bench_machine import load_average, machine_info
 
-    from tflite_isp.core import atomic
     from tflite_isp.run import flatbuffer, tiling
 
     t_start = time.perf_counter()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     folder = sid_export(args)
     dng = Path(args.dng)
     frame = make_dng(dng)
     multiple = flatbuffer.input_multiple(flatbuffer.read(folder / "model.tflite"))
     packed = (RAW_SIZE[0] // 2, RAW_SIZE[1] // 2)
-    report = {
-        "benchmark": "tiled_memory",
-        "command": " ".join([".venv/bin/python", "benchmarks/tiled_memory.py",
-                             *(sys.argv[1:] if argv is None else argv)]),
-        "started_at": time.strftime("%Y-%m-%d %H:%M:%S %z"), "finished_at": None, "complete": False,
-        "machine": machine_info(), "load_average_start": load_average(), "load_average_end": None,
-        "settings": {**frame, "dng": str(dng), "model_dir": str(folder.relative_to(REPO) if folder.is_relative_to(REPO)
-                                                                 else folder),
-                     "threads": args.threads, "margins": args.margins, "multiple": multiple, "tile": list(TILE),
-                     "packed_shape": list(packed),
-                     "receptive_radius": flatbuffer.receptive_radius(flatbuffer.read(folder / "model.tflite")),
-                     "padded_whole": [tiling.padded_size(n, None, multiple) for n in packed],
-                     "tiles": {str(mg): tiling.tile_count(packed, TILE, margin=mg, multiple=multiple)
-                               for mg in args.margins}},
-        "dng_mib": round(dng.stat().st_size / 2**20, 1), "whole_none": None, "whole_fixed": None, "tiled": [],
-    }
+    report = start_report(
+        NAME, argv, threads=args.threads,
+        settings={**frame, "dng": str(dng), "model_dir": str(folder.relative_to(REPO) if folder.is_relative_to(REPO)
+                                                              else folder),
+                  "threads": args.threads, "margins": args.margins, "multiple": multiple, "tile": list(TILE),
+                  "packed_shape": list(packed),
+                  "receptive_radius": flatbuffer.receptive_radius(flatbuffer.read(folder / "model.tflite")),
+                  "padded_whole": [tiling.padded_size(n, None, multiple) for n in packed],
+                  "tiles": {str(mg): tiling.tile_count(packed, TILE, margin=mg, multiple=multiple)
+                            for mg in args.margins}},
+        dng_mib=round(dng.stat().st_size / 2**20, 1), whole_none=None, whole_fixed=None, tiled=[])
+    log(provenance_line(report))
 
     def save():
-        report["load_average_end"] = load_average()
-        atomic.write_json(out / "tiled_memory.json", report)
-        atomic.write_text(out / "tiled_memory.md", markdown(report))
+        return save_results(out, NAME, report, markdown)
 
     with tempfile.TemporaryDirectory(prefix="tiled_memory-") as tmp:
         tmp = Path(tmp)
@@ -447,11 +429,9 @@ def main(argv=None) -> int:
             "tiled_peak_max_mb": max(t["peak_rss_mb"] for t in ok),
             "tiled_under_1gb": (chosen or max(ok, key=lambda t: t["peak_rss_mb"]))["peak_rss_mb"] * 2**20 < GB,
         }
-    report["complete"] = True
-    report["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S %z")
-    report["wall_s"] = round(time.perf_counter() - t_start, 1)
-    save()
-    log(f"done in {report['wall_s']:.0f} s: {out / 'tiled_memory.json'}, {out / 'tiled_memory.md'}")
+    finish_report(report, t_start)
+    paths = save()
+    log(f"done in {report['wall_s']:.0f} s: {', '.join(map(str, paths))}")
     print(markdown(report))
     return 0
 

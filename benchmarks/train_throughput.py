@@ -28,7 +28,6 @@ table) to ``--out``, each atomically, after every model.
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import math
@@ -37,66 +36,53 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(REPO))
+from bench_common import (
+    add_common_args,
+    comma_list,
+    finish_report,
+    header,
+    log,
+    log_step,
+    md_table,
+    nonnegative_int,
+    parser,
+    positive_float,
+    positive_int,
+    provenance_line,
+    save_results,
+    start_report,
+    tensorflow_info,
+)
 
-from bench_machine import generated_by, load_average, machine_info  # noqa: E402
+from tflite_isp.core.errors import UserError, run_cli
 
-from tflite_isp.core import atomic  # noqa: E402
-from tflite_isp.core.errors import UserError, run_cli  # noqa: E402
-
+NAME = "train_throughput"
 DEFAULT_MODELS = "smallnet,sid_unet,punet"
 MODES = ("real", "streamed", "cached")
 
 
-def log(message: str) -> None:
-    print(message, flush=True)
-
-
 def parse_args(argv):
-    p = argparse.ArgumentParser(
-        prog="benchmarks/train_throughput.py",
-        description="Training throughput with the real tf.data pipeline vs. one cached batch (same process, "
-                    "interleaved rounds); pipeline overhead = (t_real - t_cached) / t_cached.")
-    p.add_argument("--models", default=DEFAULT_MODELS, help=f"Comma-separated recipes (default: {DEFAULT_MODELS}).")
-    p.add_argument("--steps", type=int, default=None,
+    p = parser(NAME, "Training throughput with the real tf.data pipeline vs. one cached batch (same process, "
+                     "interleaved rounds); pipeline overhead = (t_real - t_cached) / t_cached.")
+    p.add_argument("--models", type=comma_list(), default=DEFAULT_MODELS,
+                   help=f"Comma-separated recipes (default: {DEFAULT_MODELS}).")
+    p.add_argument("--steps", type=positive_int, default=None,
                    help="Timed steps per measurement (default: enough for about --round-seconds, 5..500).")
-    p.add_argument("--warmup", type=int, default=None,
+    p.add_argument("--warmup", type=nonnegative_int, default=None,
                    help="Untimed steps on each fresh iterator before timing (default: about 2 s worth, 2..50).")
-    p.add_argument("--batch", type=int, default=None, help="Batch size (default: each recipe's).")
-    p.add_argument("--patch", type=int, default=None, help="Training crop in RAW pixels (default: each recipe's).")
-    p.add_argument("--repeats", type=int, default=5, help="Rounds; each round measures every mode once.")
-    p.add_argument("--round-seconds", type=float, default=6.0,
+    p.add_argument("--batch", type=positive_int, default=None, help="Batch size (default: each recipe's).")
+    p.add_argument("--patch", type=positive_int, default=None,
+                   help="Training crop in RAW pixels (default: each recipe's).")
+    p.add_argument("--repeats", type=positive_int, default=5, help="Rounds; each round measures every mode once.")
+    p.add_argument("--round-seconds", type=positive_float, default=6.0,
                    help="Target length of one timed measurement when --steps is not given (default: 6).")
     p.add_argument("--data", default="embedded:isp",
                    help="Training data as in train.py: LAYOUT:PATH or embedded:isp|lowlight (default: embedded:isp).")
-    p.add_argument("--seed", type=int, default=0, help="Seed of weights, crops and augmentation.")
-    p.add_argument("--out", default="benchmarks/results", help="Results folder (default: benchmarks/results).")
-    args = p.parse_args(argv)
-    for name in ("steps", "warmup", "batch", "patch"):
-        value = getattr(args, name)
-        if value is not None and value <= 0 and not (name == "warmup" and value == 0):
-            raise UserError(f"--{name} must be positive, not {value}")
-    if args.repeats <= 0:
-        raise UserError(f"--repeats must be positive, not {args.repeats}")
-    if args.round_seconds <= 0:
-        raise UserError(f"--round-seconds must be positive, not {args.round_seconds}")
-    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
-    if not args.models:
-        raise UserError("--models is empty")
-    return args
+    add_common_args(p, seed=0)
+    return p.parse_args(argv)
 
 
-# --- Machine and data descriptions ----------------------------------------------------------
-
-def machine_extras() -> dict:
-    from tflite_isp.core.tf import tf
-
-    return {"gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
-            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
-
+# --- Data description ------------------------------------------------------------------------
 
 def data_info(layout, root, split) -> dict:
     info = {"layout": layout, "root": str(root), "split": split.name, "pairs": len(split.pairs),
@@ -255,22 +241,21 @@ def _macs(n: int) -> str:
     return f"{n / 1e9:.2f} GMAC" if n >= 1e9 else f"{n / 1e6:.1f} MMAC"
 
 
+def table(report: dict) -> list:
+    return md_table(
+        ["model", "params", "batch", "patch", "patches/s cached batch", "patches/s pipeline", "overhead % (rounds)",
+         "patches/s streamed", "overhead streamed %"],
+        [[r["model"], f"{r['params']:,}", r["batch"], r["patch"], f"{r['patches_per_s_cached']:.1f}",
+          f"{r['patches_per_s_real']:.1f}", f"{r['overhead_pct']:+.1f} ({r['overhead_pct_rounds_min']:+.1f} .. "
+          f"{r['overhead_pct_rounds_max']:+.1f})", f"{r['patches_per_s_streamed']:.1f}",
+          f"{r['overhead_streamed_pct']:+.1f}"] for r in report["results"]],
+        "lrrrrrrrr")
+
+
 def markdown(report: dict) -> str:
     m, d, s = report["machine"], report["data"], report["settings"]
-    lines = [
-        "# Training throughput: real tf.data pipeline vs. one cached batch",
-        "",
-        generated_by(report),
-        "",
-        "| model | params | batch | patch | patches/s cached batch | patches/s pipeline | overhead % (rounds) "
-        "| patches/s streamed | overhead streamed % |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in report["results"]:
-        lines.append(f"| {r['model']} | {r['params']:,} | {r['batch']} | {r['patch']} | "
-                     f"{r['patches_per_s_cached']:.1f} | {r['patches_per_s_real']:.1f} | {r['overhead_pct']:+.1f} "
-                     f"({r['overhead_pct_rounds_min']:+.1f} .. {r['overhead_pct_rounds_max']:+.1f}) | "
-                     f"{r['patches_per_s_streamed']:.1f} | {r['overhead_streamed_pct']:+.1f} |")
+    lines = ["# Training throughput: real tf.data pipeline vs. one cached batch", "", *header(report), "",
+             *table(report)]
     lines += [
         "",
         "Overhead = (t_pipeline − t_cached) / t_cached of the median per-step times over the rounds; all modes "
@@ -297,14 +282,8 @@ def markdown(report: dict) -> str:
 
 
 def main(argv=None) -> int:
+    t0 = time.perf_counter()
     args = parse_args(argv)
-    started = time.strftime("%Y-%m-%d %H:%M:%S %z")
-    load_start = load_average()
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"{out}: cannot create the results folder ({err.strerror or err})") from None
 
     from tflite_isp.data import layouts
     from tflite_isp.nets import recipes
@@ -316,39 +295,29 @@ def main(argv=None) -> int:
     split = layouts.open_split(layout, root, "train")
     data = (layout, root, split)
 
-    report = {
-        "benchmark": "train_throughput",
-        "command": " ".join(["python", "benchmarks/train_throughput.py", *(sys.argv[1:] if argv is None else argv)]),
-        "started_at": started, "finished_at": None, "complete": False,
-        "machine": machine_info(**machine_extras()),
-        "data": data_info(layout, root, split),
-        "settings": {"models": args.models, "steps": args.steps, "warmup": args.warmup, "batch": args.batch,
-                     "patch": args.patch, "repeats": args.repeats, "round_seconds": args.round_seconds,
-                     "seed": args.seed, "augment": True, "statistic": "median per-step time over rounds"},
-        "load_average_start": load_start, "load_average_end": None,
-        "results": [],
-    }
-    m = report["machine"]
-    log(f"machine: {m['cpu']}, {m['usable_cores']} cores, TensorFlow {m['tensorflow']}; load average {load_start}")
+    tf_info = tensorflow_info()
+    report = start_report(
+        NAME, argv, threads=f"TensorFlow intra-op {tf_info['intra_op_threads'] or 'default (every core)'}, "
+                            f"inter-op {tf_info['inter_op_threads'] or 'default'}",
+        machine=tf_info, data=data_info(layout, root, split),
+        settings={"models": args.models, "steps": args.steps, "warmup": args.warmup, "batch": args.batch,
+                  "patch": args.patch, "repeats": args.repeats, "round_seconds": args.round_seconds,
+                  "seed": args.seed, "augment": True, "statistic": "median per-step time over rounds"},
+        results=[])
+    log(provenance_line(report))
     log(f"data: {layout}:{root} ({len(split.pairs)} train pairs)")
 
     def save():
-        report["load_average_end"] = load_average()
-        atomic.write_text(out / "train_throughput.json", json.dumps(report, indent=2) + "\n")
-        atomic.write_text(out / "train_throughput.md", markdown(report))
+        return save_results(args.out, NAME, report, markdown)
 
-    t0 = time.perf_counter()
     for i, name in enumerate(args.models, start=1):
-        log(f"=== model {i}/{len(args.models)}: {name}")
+        log_step(i, len(args.models), f"model {name}", t0)
         report["results"].append(measure_model(name, args, data))
         save()
-    report["complete"] = True
-    report["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S %z")
-    report["wall_s"] = round(time.perf_counter() - t0, 1)
-    save()
-    log(f"done in {report['wall_s']:.0f} s: {out / 'train_throughput.json'}, {out / 'train_throughput.md'}")
-    log("")
-    log(markdown(report).split("\n\n")[2])
+    finish_report(report, t0)
+    paths = save()
+    log(f"done in {report['wall_s']:.0f} s: {', '.join(map(str, paths))}")
+    print("\n".join(table(report)))
     return 0
 
 

@@ -100,6 +100,9 @@ def test_dynamic_transpose_conv_is_flagged_for_nnapi_and_gpu(files, name):
     assert not gpu.fully_delegable
     assert all(any(r.startswith("dynamic input shape") for r in v.reasons) for v in gpu.verdicts)
     assert gpu.summary().startswith("gpu: 0/")
+    # a verdict from the op tables says so wherever it is shown (manifest, CLI): predicted, not measured
+    assert "(predicted from converters/delegate_gpu.toml)" in gpu.summary()
+    assert gpu.to_dict()["basis"] == "predicted" and gpu.to_dict()["table"] == "converters/delegate_gpu.toml"
 
 
 def test_fixed_transpose_conv_passes_nnapi_29_but_not_28(files):
@@ -113,7 +116,8 @@ def test_fixed_transpose_conv_passes_nnapi_29_but_not_28(files):
     old = compat.check(model, "nnapi:28")
     assert not old.fully_delegable
     assert any("SDK 29" in r for r in old.verdicts[0].reasons)
-    assert old.summary() == "nnapi:28: 0/1 ops delegable; falls back: TRANSPOSE_CONV (1)"
+    assert old.summary() == ("nnapi:28: 0/1 ops delegable (predicted from converters/delegate_nnapi.toml); "
+                             "falls back: TRANSPOSE_CONV (1)")
 
 
 # ---- PRELU, resize ----------------------------------------------------------------------------------------------
@@ -125,7 +129,8 @@ def test_prelu_needs_nnapi_29(files):
     prelu = _verdict(old, "PRELU")
     assert not prelu.delegable and _verdict(old, "CONV_2D").delegable
     assert prelu.hints == ["PRELU needs NNAPI SDK >= 29 (Android 10): target a newer device or use ReLU/LeakyReLU"]
-    assert old.summary() == "nnapi:28: 1/2 ops delegable; falls back: PRELU (1)"
+    assert old.summary() == ("nnapi:28: 1/2 ops delegable (predicted from converters/delegate_nnapi.toml); "
+                             "falls back: PRELU (1)")
     assert compat.check(model, "nnapi:29").fully_delegable
     assert not _verdict(compat.check(model, "hexagon"), "PRELU").delegable  # not in Hexagon's list at all
 
@@ -366,5 +371,5 @@ def test_reports_serialise_and_format(files):
     assert header.split() == ["#", "op", "v", "gpu", "nnapi:28", "hexagon"]
     assert conv_row.split() == ["0", "CONV_2D", "1", "✓", "✓", "✗"]
     assert prelu_row.split() == ["1", "PRELU", "1", "✓", "✗", "✗"]
-    assert "PRELU needs NNAPI SDK >= 29" in text and "nnapi:28: 1/2 ops delegable; falls back: PRELU (1)" in text
+    assert "PRELU needs NNAPI SDK >= 29" in text and "nnapi:28: 1/2 ops delegable (predicted" in text
     assert "deprecated" in text

@@ -76,7 +76,7 @@ def test_cli_file_png16_and_orientation(export_dir, tmp_path):
 
     upright, turned = write_photo_dng(tmp_path / "up.dng"), write_photo_dng(tmp_path / "cw.dng", orientation=6)
     for raw in (upright, turned):
-        r = run_module("tflite_isp.enhance", raw, "-o", tmp_path / f"{raw.stem}.jpg", "--model", export_dir,
+        r = run_module("tflite_isp.enhance", raw, "-o", tmp_path / f"{raw.stem}.jpg", "--export_dir", export_dir,
                        "--png16")
         assert r.returncode == 0, r.stderr
     up, cw = iio.imread(tmp_path / "up.jpg"), iio.imread(tmp_path / "cw.jpg")
@@ -110,7 +110,7 @@ def test_folder_with_a_bad_file(export_dir, tmp_path):
     write_photo_dng(folder / "b.dng", size=(120, 160))
     (folder / "c.dng").write_bytes(b"II*\x00 not a raw file")
     (folder / "notes.txt").write_text("ignored")
-    r = run_module("tflite_isp.enhance", folder, "-o", tmp_path / "out", "--model", export_dir)
+    r = run_module("tflite_isp.enhance", folder, "-o", tmp_path / "out", "--export_dir", export_dir)
     assert r.returncode == 1
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg", "b.jpg"]
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
@@ -134,7 +134,8 @@ def _linear_dng(path):
     ("ratio", "--ratio must be > 0"),
     ("isp_ratio", "--ratio applies to low-light models"),
     ("memory", "--max_memory 1 MiB is too small"),
-    ("no_model", "--model EXPORT_DIR is required"),
+    ("no_model", "--export_dir EXPORT_DIR is required"),
+    ("both_spellings", "give the export folder once, as --export_dir"),
 ])
 def test_bad_input_is_one_line(export_dir, tmp_path, case, message):
     import rawpy
@@ -150,7 +151,8 @@ def test_bad_input_is_one_line(export_dir, tmp_path, case, message):
         with rawpy.imread(str(raw)) as r:
             assert np.asarray(r.raw_pattern).shape == (6, 6) and r.raw_type.name == "Flat" and r.num_colors == 3
     extra = {"ratio": ["--ratio", "-3"], "isp_ratio": ["--ratio", "100"], "memory": ["--max_memory", "1"]}
-    model = [] if case == "no_model" else ["--model", export_dir]
+    model = {"no_model": [], "both_spellings": ["--model", export_dir, "--export_dir", export_dir]}.get(
+        case, ["--export_dir", export_dir])
     r = run_module("tflite_isp.enhance", raw, "-o", tmp_path / "o.jpg", *model, *extra.get(case, []))
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("error:") and message in r.stderr
@@ -193,6 +195,7 @@ def test_ratio_auto_uses_the_predictor(lowlight_exports, tmp_path):
     expected = ratio.predict_ratio(predictor / "model.tflite", frame.mosaic, frame.black, frame.white,
                                    pattern=frame.pattern)
     assert ratio.MIN_RATIO < expected < ratio.MAX_RATIO  # not a clamp: a value only the net gives
+    # --model is the old spelling of --export_dir: scripts written for the earlier version keep working
     r = run_module("tflite_isp.enhance", raw, "-o", tmp_path / "auto.jpg", "--model", export, "--ratio", "auto",
                    "--ratio_model", predictor)
     assert r.returncode == 0, r.stderr
@@ -228,7 +231,7 @@ def test_ratio_auto_with_a_bad_ratio_model_is_one_line(lowlight_exports, tmp_pat
             _dark_dng(raw / name)
     given = {"missing": ["--ratio_model", tmp_path / "nothere"], "no_ratio_model": []}.get(case,
                                                                                            ["--ratio_model", export])
-    r = run_module("tflite_isp.enhance", raw, "-o", out, "--model", export, "--ratio", "auto", *given)
+    r = run_module("tflite_isp.enhance", raw, "-o", out, "--export_dir", export, "--ratio", "auto", *given)
     assert r.returncode == 2, r.stderr
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in r.stderr, r.stderr

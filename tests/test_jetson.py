@@ -305,8 +305,8 @@ def test_timing_errors_and_timeouts_are_one_line(sshd, tmp_path):
 # --- The command ---------------------------------------------------------------------------------------------------
 
 def test_jetson_command_writes_the_runtime_json_that_score_reads(sshd, models, isp_data, tmp_path):
-    from tflite_isp.run import records
     from tflite_isp.run.entries import entries_for
+    from tflite_isp.score import sources
 
     out = tmp_path / "runs.json"
     proc = run_module("tflite_isp.jetson", models["fixed"], "--recipe", "smallnet", "--host", "board",
@@ -322,10 +322,10 @@ def test_jetson_command_writes_the_runtime_json_that_score_reads(sshd, models, i
     assert f"--runtime jetson:board --runtime_json {out}" in proc.stdout and "FAILED jetson:board-closed" in proc.stderr
 
     entry = entries_for([str(models["fixed"])], "smallnet")[0]
-    measured = records.parse("jetson:board", str(out), threads=1, runs=1, warmup=0).measure(entry)
+    measured = sources.parse("jetson:board", str(out), threads=1, runs=1, warmup=0).measure(entry)
     assert measured.ms == record["ms"] and measured.source.startswith("jetson:board (")
     with pytest.raises(UserError, match="failed when it was measured"):
-        records.parse("jetson:board-closed", str(out), threads=1, runs=1, warmup=0)
+        sources.parse("jetson:board-closed", str(out), threads=1, runs=1, warmup=0)
 
     board = tmp_path / "score"
     proc = run_module("tflite_isp.score", models["fixed"], "--recipe", "smallnet", "--data", f"mai21:{isp_data}",

@@ -87,22 +87,22 @@ def test_shape_errors_name_the_shape(files):
 
 
 def test_cli_prints_one_json_object_and_fails_with_one_error_line(files, tmp_path):
-    proc = run_module("tflite_isp.timing", files["fixed"], "--runs", "4", "--warmup", "1")
+    proc = run_module("tflite_isp.run.timing", files["fixed"], "--runs", "4", "--warmup", "1")
     assert proc.returncode == 0, proc.stderr
     assert len(proc.stdout.strip().splitlines()) == 1
     check_sane(json.loads(proc.stdout), runs=4, warmup=1)
 
     missing = tmp_path / "missing.tflite"
-    proc = run_module("tflite_isp.timing", missing)
+    proc = run_module("tflite_isp.run.timing", missing)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [f"error: {missing}: file not found"]
 
     junk = tmp_path / "junk.tflite"
     junk.write_bytes(b"not a flatbuffer")
-    proc = run_module("tflite_isp.timing", junk)
+    proc = run_module("tflite_isp.run.timing", junk)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(f"error: {junk}: LiteRT cannot")
 
-    proc = run_module("tflite_isp.timing", files["fixed"], "--shape", "1xbig")
+    proc = run_module("tflite_isp.run.timing", files["fixed"], "--shape", "1xbig")
     assert proc.returncode == 2 and "--shape" in proc.stderr.strip().splitlines()[-1]
 
 

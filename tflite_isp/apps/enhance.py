@@ -1,7 +1,7 @@
 """``python -m tflite_isp.enhance``: camera RAW files to JPEG through an exported model, at any resolution.
 
-    python -m tflite_isp.enhance IMG_0001.ARW -o out.jpg --model runs/sid/export/int8 [--ratio 100 | --ratio auto]
-    python -m tflite_isp.enhance raw_folder/ -o out_folder/ --model EXPORT_DIR [--png16] [--max_memory 1000]
+    python -m tflite_isp.enhance IMG_0001.ARW -o out.jpg --export_dir runs/sid/export/int8 [--ratio 100 | --ratio auto]
+    python -m tflite_isp.enhance raw_folder/ -o out_folder/ --export_dir EXPORT_DIR [--png16] [--max_memory 1000]
 
 The RAW is read with rawpy, packed and normalised as the export's manifest says, amplified by the exposure ratio
 (low-light models: given, or predicted by ``--ratio_model``), and run through the export's fixed-shape
@@ -253,12 +253,26 @@ def parse_ratio(text: str | None, task: str):
 
 def _define_flags():
 
+    flags.DEFINE_string("export_dir", None, "The export folder to run (manifest.json and model.tflite, from "
+                                            "python -m tflite_isp.export); --model is accepted as its old spelling.")
     flags.DEFINE_string("output", None, "Output JPEG (one input) or folder (several inputs or a folder).",
                         short_name="o")
     flags.DEFINE_string("ratio", None, "Exposure ratio for a low-light model: a number > 0, or auto (--ratio_model).")
     flags.DEFINE_string("ratio_model", None, "Ratio predictor export (python -m tflite_isp.ratio) for --ratio auto.")
     flags.DEFINE_float("max_memory", 1000, "Peak memory budget in MiB: the tile is the largest that fits.")
     flags.DEFINE_boolean("png16", False, "Also write a 16-bit PNG beside each JPEG.")
+
+
+def export_folder(flag_values) -> str:
+    """``--export_dir``; ``--model`` is its old spelling (in train, ``--model`` names a recipe), still accepted."""
+    folder = flag_values.export_dir
+    if flag_values["model"].present:
+        if folder:
+            raise UserError("give the export folder once, as --export_dir (--model is its old spelling)")
+        folder = flag_values.model
+    if not folder:
+        raise UserError("--export_dir EXPORT_DIR is required (an export folder made by python -m tflite_isp.export)")
+    return folder
 
 
 def ratio_model_file(path) -> Path:
@@ -311,10 +325,8 @@ def main(argv) -> int:
         inputs = argv[1:]
         if not inputs or not FLAGS.output:
             raise UserError("usage: python -m tflite_isp.enhance RAW_OR_FOLDER [...] -o OUT.jpg|OUT_DIR "
-                            "--model EXPORT_DIR [--ratio R|auto]")
-        if not FLAGS["model"].present:
-            raise UserError("--model EXPORT_DIR is required (an export folder made by python -m tflite_isp.export)")
-        export = load_export(FLAGS.model)
+                            "--export_dir EXPORT_DIR [--ratio R|auto]")
+        export = load_export(export_folder(FLAGS))
         ratio = parse_ratio(FLAGS.ratio, export.task)
         if export.task == "lowlight" and ratio is None:
             raise UserError(f"{export.folder} is a low-light model: give the exposure ratio (--ratio 100) or "

@@ -35,8 +35,8 @@ flags.DEFINE_string("ssh_config", None, "ssh config file for boards (default: ss
                                         "users, keys and host keys all come from it; nothing is asked for.")
 flags.DEFINE_string("board_python", "python3", "Python on the board (needs numpy and ai-edge-litert) for the timing "
                                                "script.")
-flags.DEFINE_string("model", "smallnet", "train: the built-in model recipe name, or a recipe .toml file; enhance: the "
-                                         "export folder to run (its manifest and model.tflite).")
+flags.DEFINE_string("model", "smallnet", "train: the built-in model recipe name, or a recipe .toml file. (enhance "
+                                         "takes its export folder as --export_dir; --model there is the old spelling.)")
 flags.DEFINE_string("recipe", None, "Recipe (built-in name or .toml) of a bare .keras or .tflite model without its run "
                                     "directory or manifest: packing order and normalisation.")
 

@@ -211,7 +211,13 @@ def entry_record(phone: Phone, entry) -> dict:
     return records.model_record(r["per_invocation_ms"] * calls, p95_ms=p95, init_ms=r["init_ms"], note=r["note"],
                                  invocations_per_frame=calls, peak_memory_mb=r["peak_memory_mb"],
                                  file=str(entry.path), sha256=entry.keys()[-1], device_path=r["device_path"],
-                                 benchmark=r["output"])
+                                 delegation=measured_delegation(r["output"]), benchmark=r["output"])
+
+
+def measured_delegation(output: dict) -> dict | None:
+    """What the delegate took on the phone, read off benchmark_model's output: a measured verdict."""
+    delegations = (output or {}).get("delegations")
+    return {"basis": "measured", "delegations": delegations} if delegations else None
 
 
 def bench_device(phone: Phone, entries, log=print) -> dict:

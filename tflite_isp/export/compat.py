@@ -172,10 +172,17 @@ class TargetReport:
     def hints(self) -> list:
         return list(dict.fromkeys(h for v in self.verdicts for h in v.hints))
 
+    basis = "predicted"  # from the op table, not a device run (a device's benchmark_model output is "measured")
+
+    @property
+    def table(self) -> str:
+        """The op table the verdicts were predicted from."""
+        return f"converters/delegate_{self.name}.toml"
+
     def summary(self) -> str:
-        """One line, e.g. 'nnapi:29: 12/14 ops delegable; falls back: PRELU (2)'."""
+        """One line, e.g. 'nnapi:29: 12/14 ops delegable (predicted); falls back: PRELU (2)'."""
         ok = sum(v.delegable for v in self.verdicts)
-        line = f"{self.target}: {ok}/{len(self.verdicts)} ops delegable"
+        line = f"{self.target}: {ok}/{len(self.verdicts)} ops delegable (predicted from {self.table})"
         counts = self.fallback_counts()
         if counts:
             line += "; falls back: " + ", ".join(f"{op} ({n})" for op, n in counts.items())
@@ -183,6 +190,7 @@ class TargetReport:
 
     def to_dict(self) -> dict:
         return {"target": self.target, "name": self.name, "sdk": self.sdk, "title": self.title,
+                "basis": self.basis, "table": self.table,
                 "deprecated": self.deprecated, "fully_delegable": self.fully_delegable,
                 "delegable_ops": sum(v.delegable for v in self.verdicts), "total_ops": len(self.verdicts),
                 "fallback": self.fallback_counts(), "hints": self.hints(), "summary": self.summary(),

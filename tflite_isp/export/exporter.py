@@ -161,7 +161,8 @@ class Exporter:
                 self.log(f"{precision.name}: no model_none.tflite ({err})")
 
         reports = compat.check_all(info, list(cfg.targets) or None)
-        manifest["compatibility"] = {t: {"fully_delegable": r.fully_delegable, "summary": r.summary(),
+        manifest["compatibility"] = {t: {"basis": r.basis, "table": r.table,
+                                         "fully_delegable": r.fully_delegable, "summary": r.summary(),
                                          "cpu_fallback": sorted({v.op for v in r.verdicts if not v.delegable})}
                                      for t, r in reports.items()}
         if self.fidelity:
