@@ -61,10 +61,9 @@ def run_module(module, *args, env=None, cwd=REPO, timeout=600, check=False):
 
 def make_run(path, name, data, **model):
     """A run directory as train writes one (recipe.json, run.json, model.keras), small weights."""
-    from tflite_isp.data import layouts
-    from tflite_isp.nets import architectures
-    from tflite_isp.nets import recipes
     from tflite_isp.core.tf import keras
+    from tflite_isp.data import layouts
+    from tflite_isp.nets import architectures, recipes
 
     recipe = recipes.load_recipe(name).with_model(**model)
     keras.utils.set_random_seed(0)

@@ -37,8 +37,8 @@ def _recipe(separable=False):
 
 def test_transfer_computes_what_the_surviving_channels_computed():
     """Zeroing the removed filters of the big net must give exactly the small net's output."""
-    from tflite_isp.train import channel_prune
     from tflite_isp.core.tf import keras
+    from tflite_isp.train import channel_prune
 
     keras.utils.set_random_seed(3)
     recipe = _recipe()
@@ -66,9 +66,9 @@ def test_transfer_computes_what_the_surviving_channels_computed():
 
 
 def test_separable_unet_prunes_to_fewer_macs():
-    from tflite_isp.train import channel_prune
     from tflite_isp.nets import architectures
     from tflite_isp.nets.stats import count_macs
+    from tflite_isp.train import channel_prune
 
     recipe = _recipe(separable=True)
     big = _unet(separable=True)
@@ -81,8 +81,8 @@ def test_separable_unet_prunes_to_fewer_macs():
 
 
 def test_plan_removes_the_lowest_scores_across_layers_but_never_a_whole_layer():
-    from tflite_isp.train import channel_prune
     from tflite_isp.core.errors import UserError
+    from tflite_isp.train import channel_prune
 
     scores = {"a": np.array([0.9, 0.1, 0.8, 0.05]), "b": np.array([0.01, 0.02]), "c": np.array([0.5, 0.6, 0.7, 0.4])}
     kept = channel_prune.plan(scores, 0.4)  # 4 of 10 channels
@@ -112,11 +112,10 @@ def test_a_recipe_that_removes_every_filter_of_a_layer_is_refused(lowlight_data,
 # --- the command line ------------------------------------------------------------------------
 
 def test_channel_pruning_gives_a_smaller_dense_model_that_exports_and_runs(trained_sid, lowlight_data, tmp_path):
-    from tflite_isp.nets import architectures
-    from tflite_isp.nets import recipes
-    from tflite_isp.run import litert as runtime
-    from tflite_isp.run import flatbuffer
+    from tflite_isp.nets import architectures, recipes
     from tflite_isp.nets.stats import count_macs
+    from tflite_isp.run import flatbuffer
+    from tflite_isp.run import litert as runtime
 
     out = tmp_path / "pruned"
     proc = run_module("tflite_isp.train", "--channel_prune", trained_sid, "--prune_step", "0.25", "--prune_rounds",
@@ -175,10 +174,9 @@ def test_magnitude_pruning_strips_to_a_sparse_plain_model(trained_sid, tmp_path)
 
 def test_distillation_moves_the_student_toward_the_teacher():
     """Training on the teacher term alone shrinks the student-teacher gap on held-out inputs."""
-    from tflite_isp.nets import architectures
-    from tflite_isp.train import objectives
-    from tflite_isp.nets import recipes
     from tflite_isp.core.tf import keras, tf
+    from tflite_isp.nets import architectures, recipes
+    from tflite_isp.train import objectives
     from tflite_isp.train.losses import make_loss
 
     keras.utils.set_random_seed(0)
@@ -214,8 +212,7 @@ def test_distilled_student_adopts_the_teachers_input_convention(trained_sid, tmp
 
 
 def test_joint_heads_train_together_and_only_the_small_one_is_saved(lowlight_data, tmp_path):
-    from tflite_isp.nets import architectures
-    from tflite_isp.nets import recipes
+    from tflite_isp.nets import architectures, recipes
 
     out = tmp_path / "joint"
     proc = run_module("tflite_isp.train", *SID_TINY, "--joint_large_head", "2", "--epochs", "1",

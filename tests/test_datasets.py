@@ -1,6 +1,7 @@
 """Dataset layouts, the tf.data pipeline, and every bad-input path of the data layer."""
 import json
 import shutil
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -58,6 +59,37 @@ def test_sid_lists_ratios_and_cached_ground_truth(lowlight_data, isolated_cache)
     assert gts[0].stat().st_mtime_ns == stamp
     x, y = next(iter(pipeline.training_dataset(split, SID.input, patch=32, batch=2, seed=0)))
     assert x.shape == (2, 16, 16, 4) and 0.0 <= x.numpy().min() and x.numpy().max() <= 1.0
+
+
+def test_sid_ground_truth_cache_key_follows_the_render_settings(lowlight_data, monkeypatch):
+    """Other render settings or another LibRaw render anew; the same ones reuse the cached file."""
+    import rawpy
+
+    long = min((lowlight_data / "Sony" / "long").glob("*.dng"))
+    default = layouts.sid_ground_truth(long)
+    with monkeypatch.context() as m:
+        m.setattr(rawpy, "libraw_version", (0, 0, 1))
+        assert layouts.sid_ground_truth(long) != default
+    assert layouts.sid_ground_truth(long, demosaic="AHD", gamma=(2.222, 4.5)) == default
+    linear = layouts.sid_ground_truth(long, gamma=(1.0, 1.0))
+    assert linear != default and linear.is_file()
+    assert iio.imread(linear).mean() < iio.imread(default).mean()  # a linear rendering is darker than BT.709
+
+
+def test_sid_ground_truth_of_another_size_is_one_error_naming_the_pair(lowlight_data, tmp_path, monkeypatch):
+    """A rendering that does not cover its mosaic (LibRaw cropping two columns) fails when the split opens."""
+    from tflite_isp.raw import rawio
+
+    root = tmp_path / "sid"
+    shutil.copytree(lowlight_data, root)  # other paths: nothing cached yet
+    render = rawio.render_srgb
+    monkeypatch.setattr(rawio, "render_srgb", lambda path, **kw: render(path, **kw)[:, :-2])
+    with pytest.raises(UserError) as err:
+        layouts.open_split("sid", root, "val")
+    short, long = (root / "Sony_val_list.txt").read_text().split()[:2]
+    text = str(err.value)
+    assert "\n" not in text and Path(short).name in text and Path(long).name in text
+    assert "ground truth" in text and "is 126x64 but this mosaic is 128x64" in text
 
 
 def test_amplified_short_exposure_matches_long_brightness(lowlight_data):

@@ -214,6 +214,7 @@ def test_score_writes_a_sorted_leaderboard_with_the_libraw_baseline(exports, isp
     learned = next(r for r in board["rows"] if r["name"] == "smallnet int8")
     assert learned["size_kb"] > 0 and learned["macs_g"] > 0 and learned["runtime"]["runs"] == 3
     assert learned["details"]["tile"] == list(SIZE)
+    assert learned["details"]["receptive_radius"] == 3.0 and learned["details"]["exact_stitch"] is True
     with open(out / "leaderboard.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["name"] for r in rows] == names

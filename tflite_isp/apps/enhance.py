@@ -54,7 +54,7 @@ class Export:
     data: bytes  # model.tflite
     tile: tuple  # the file's own packed (h, w)
     multiple: int  # packed sides of a tile are multiples of this
-    radius: float  # receptive radius in packed pixels (inf after a global pooling)
+    radius: float  # receptive radius in packed pixels (inf: unbounded, tiles never exact)
     levels: dict | None  # in-graph levels: the file takes sensor values
 
 
@@ -317,6 +317,15 @@ def enhance_file(export: Export, raw: Path, out: Path, *, ratio, budget_mb: floa
             "seconds": round(time.perf_counter() - started, 2)}
 
 
+def approximate_reason(record: dict) -> str:
+    """Why a frame's tiles were stitched approximately (an overlap below the radius, or an unbounded one)."""
+    if not math.isfinite(record["radius"]):
+        return ("the net's receptive field is unbounded (a global statistic or an op without a radius rule): tile "
+                "seams can differ from whole-frame inference; a larger --max_memory allows one whole-frame tile")
+    return (f"the overlap {record['margin']} is below the net's receptive radius {record['radius']:g} (packed px): "
+            "tile seams can differ slightly from whole-frame inference; a larger --max_memory allows exact tiles")
+
+
 def main(argv) -> int:
 
     FLAGS = flags.FLAGS
@@ -352,9 +361,7 @@ def main(argv) -> int:
                                                                                 r['ratio'] else "")
                       + f", {r['seconds']} s, peak RSS {r['peak_rss_mb']} MiB)", file=sys.stderr)
                 if not r["exact"]:
-                    print(f"warning: {raw}: the overlap {r['margin']} is below the net's receptive radius "
-                          f"{r['radius']:g} (packed px): tile seams can differ slightly from whole-frame inference; "
-                          "a larger --max_memory allows exact tiles", file=sys.stderr)
+                    print(f"warning: {raw}: {approximate_reason(r)}", file=sys.stderr)
             except UserError as err:
                 if len(todo) == 1:
                     raise

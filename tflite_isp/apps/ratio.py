@@ -136,7 +136,7 @@ def build_model(size: int = SIZE, width: int = 16, bias: float = 7.5, seed: int 
     """Strided convs + global average pool (plus the input's own channel means) + dense -> log2 ratio.
 
     The batch is free for training; export traces it at (1, size, size, 3)."""
-    from tflite_isp.core.tf import keras
+    from tflite_isp.core.tf import keras  # lazy: TensorFlow loads only when this runs
 
     keras.utils.set_random_seed(seed)
     L = keras.layers
@@ -230,7 +230,7 @@ def errors(pred_log2, true_ratios) -> np.ndarray:
 def train(train_frames, train_ratios, val_views, val_ratios, *, encoding: str = "log", epochs: int = 30,
           crops_per_image: int = 16, batch: int = 16, lr: float = 2e-3, seed: int = 0, verbose: bool = True):
     """Train a ratio net; returns (model, history dict). Weights are those of the best validation epoch."""
-    from tflite_isp.core.tf import keras
+    from tflite_isp.core.tf import keras  # lazy: TensorFlow loads only when this runs
 
     rng = np.random.default_rng(seed)
     train_ratios = np.asarray(train_ratios, np.float64)

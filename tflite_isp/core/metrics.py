@@ -22,14 +22,14 @@ SSIM_WINDOW, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
 
 def psnr(y_true, y_pred):
     """Per-image PSNR in dB (batch,)."""
-    from tflite_isp.core.tf import tf
+    from tflite_isp.core.tf import tf  # lazy: TensorFlow loads only when this runs
 
     return tf.image.psnr(y_true, tf.clip_by_value(y_pred, 0.0, 1.0), max_val=1.0)
 
 
 def ssim(y_true, y_pred):
     """Per-image SSIM (batch,): tf.image.ssim's map averaged in float64 (see :func:`image_ssim`)."""
-    from tflite_isp.core.tf import tf
+    from tflite_isp.core.tf import tf  # lazy: TensorFlow loads only when this runs
 
     index_map = tf.image.ssim(y_true, tf.clip_by_value(y_pred, 0.0, 1.0), max_val=1.0, filter_size=SSIM_WINDOW,
                               filter_sigma=SSIM_SIGMA, k1=SSIM_K1, k2=SSIM_K2, return_index_map=True)
@@ -63,7 +63,7 @@ def image_ssim(output: np.ndarray, target: np.ndarray) -> float:
     noisy pair, against the exact mean of its own map; tested). On small images the two agree
     to 1e-6.
     """
-    from tflite_isp.core.tf import tf
+    from tflite_isp.core.tf import tf  # lazy: TensorFlow loads only when this runs
 
     x = np.clip(np.asarray(output, np.float32), 0.0, 1.0)
     y = np.asarray(target, np.float32)

@@ -34,7 +34,7 @@ def _native_stderr_muted(enabled: bool):
 
 
 with _native_stderr_muted(not DEBUG):
-    import tensorflow as tf  # noqa: E402
+    import tensorflow as tf  # noqa: E402  # lazy: TensorFlow loads only when this runs
     import tf_keras as keras  # noqa: E402
 
     tf.config.list_physical_devices("GPU")  # the CUDA probe happens here, muted, not at the first op

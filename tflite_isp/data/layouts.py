@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import rawpy
 from PIL import Image
 
 from tflite_isp.core import atomic
@@ -205,23 +206,41 @@ def _sid_list(root: Path, split: str) -> Path:
     return lists[0]
 
 
-def sid_ground_truth(long_path) -> Path:
-    """rawpy rendering of a long exposure (SID's GT recipe) as 16-bit PNG, computed once and cached."""
+SID_GT_FORMAT = "png16:round(rgb*65535)"  # how a rendering is stored; change it to retire old cached files
+
+
+def sid_gt_key(long_path: Path, settings: dict) -> str:
+    """Cache key of one rendering: the file (path, size, mtime), every render setting, LibRaw's version, the format."""
+
+    st = long_path.stat()
+    what = {"file": str(long_path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "render": settings,
+            "libraw": list(rawpy.libraw_version), "format": SID_GT_FORMAT}
+    return hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def sid_ground_truth(long_path, **render) -> Path:
+    """rawpy rendering of a long exposure (SID's GT recipe; ``render``: rawio.render_srgb's settings) as 16-bit PNG,
+    computed once per file and settings, and cached."""
 
     long_path = Path(long_path).resolve()
-    st = long_path.stat()
-    key = hashlib.sha1(f"{long_path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:20]
-
-    out = cache_dir() / "sid_gt" / f"{key}.png"
+    out = cache_dir() / "sid_gt" / f"{sid_gt_key(long_path, rawio.srgb_settings(**render))}.png"
     if out.is_file():
         return out
-    rgb = rawio.render_srgb(long_path)
-    from tflite_isp.core.tf import tf
+    rgb = rawio.render_srgb(long_path, **render)
+    from tflite_isp.core.tf import tf  # lazy: TensorFlow loads only when this runs
 
     data = tf.io.encode_png(np.round(rgb * 65535.0).astype(np.uint16)).numpy()
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_bytes(out, data)
     return out
+
+
+def _check_rendered_size(gt: Path, pair: Pair, shape) -> None:
+    """The rendered ground truth must cover the short exposure's mosaic pixel for pixel (LibRaw may crop)."""
+    w, h, _, _ = png_header(gt)
+    if (h, w) != tuple(shape):
+        raise fail(pair.raw, f"the ground truth rendered from {Path(pair.target).name} is {w}x{h} but this mosaic is "
+                             f"{shape[1]}x{shape[0]} (cached as {gt})")
 
 
 def _sid(root: Path, split: str, on_bad: str) -> Split:
@@ -248,6 +267,7 @@ def _sid(root: Path, split: str, on_bad: str) -> Split:
                                  f"{long_frame.mosaic.shape}")
         patterns.add(short.pattern)
         gt = sid_ground_truth(pair.target)
+        _check_rendered_size(gt, pair, short.mosaic.shape)
         return Pair(pair.raw, str(gt), ratio, short.black, short.white, short.mosaic.shape, 16)
 
     good, bad = _screen(candidates, check, on_bad, f"sid:{split}")

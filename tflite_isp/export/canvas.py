@@ -80,7 +80,7 @@ def crop_output(output: np.ndarray, cell: Cell) -> np.ndarray:
 def load_samples(split, spec, *, multiple: int, limit: int = 0, seed: int | None = None, max_size: int = 0):
     """Whole images of a split as (packed input, target) numpy pairs, via the training pipeline's
     own preprocessing. ``seed`` picks a random subset of ``limit`` images; otherwise the first."""
-    from tflite_isp.data import pipeline
+    from tflite_isp.data import pipeline  # lazy: TensorFlow loads only when this runs
 
     pairs = list(split.pairs)
     if seed is not None:

@@ -59,7 +59,7 @@ def parse_size(text: str) -> tuple:
 
 def load_source(source: str, recipe_name: str | None = None):
     """(recipe, Keras model, run dir or None) from a run directory or a saved ``.keras`` file."""
-    from tflite_isp.nets import architectures
+    from tflite_isp.nets import architectures  # lazy: TensorFlow loads only when this runs
 
     path = Path(source)
     if path.is_dir():

@@ -52,14 +52,14 @@ def precisions() -> dict:
 
 
 def _dtype(name: str):
-    from tflite_isp.core.tf import tf
+    from tflite_isp.core.tf import tf  # lazy: TensorFlow loads only when this runs
 
     return {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8, "int16": tf.int16}[name]
 
 
 def concrete_function(model, shape):
     """The model traced at ``shape`` (batch, H, W, C); None entries stay dynamic."""
-    from tflite_isp.core.tf import tf
+    from tflite_isp.core.tf import tf  # lazy: TensorFlow loads only when this runs
 
     spec = tf.TensorSpec(shape, tf.float32, name=INPUT_NAME)
     return tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
@@ -68,7 +68,7 @@ def concrete_function(model, shape):
 def converter_for(model, shape, precision: Precision, *, representative=None, io_type: str | None = None,
                   allow_float_ops: bool = False, per_channel: bool = True):
     """A configured ``tf.lite.TFLiteConverter`` (also what QuantizationDebugger needs)."""
-    from tflite_isp.core.tf import tf
+    from tflite_isp.core.tf import tf  # lazy: TensorFlow loads only when this runs
 
     io_type = io_type or precision.io_types[0]
     if io_type not in precision.io_types:

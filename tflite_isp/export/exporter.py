@@ -20,7 +20,7 @@ class Exporter:
     """Everything shared by the precisions of one export call: model, data, canvases, references."""
 
     def __init__(self, cfg: ExportConfig):
-        from tflite_isp.nets import architectures
+        from tflite_isp.nets import architectures  # lazy: TensorFlow loads only when this runs
 
         self.cfg = cfg
         self.recipe, loaded, self.run_dir = load_source(cfg.source, cfg.recipe)
@@ -82,9 +82,9 @@ class Exporter:
     # -- conversion
 
     def qat_model(self):
-        from tflite_isp.data import pipeline
+        from tflite_isp.data import pipeline  # lazy: TensorFlow loads only when this runs
         from tflite_isp.export import qat
-        from tflite_isp.train import losses
+        from tflite_isp.train import losses  # lazy: TensorFlow loads only when this runs
 
         recipe, cfg = self.recipe, self.cfg
         q = qat.quantize(self.model, source=cfg.source)
@@ -97,7 +97,7 @@ class Exporter:
                                          seed=cfg.seed)
         if self.levels:
 
-            from tflite_isp.core.tf import tf
+            from tflite_isp.core.tf import tf  # lazy: TensorFlow loads only when this runs
 
             black = tf.constant(np.asarray(self.levels["black"], np.float32))
             data = data.map(lambda x, y: (x * (self.levels["white"] - black) + black, y))
@@ -256,7 +256,7 @@ class Exporter:
 def export_onnx(exporter: Exporter, folder: Path) -> dict:
     """FP32 ONNX (tf2onnx) at the export size, parity-checked with onnxruntime; its own folder."""
 
-    from tflite_isp.export import onnx_export
+    from tflite_isp.export import onnx_export  # lazy: TensorFlow loads only when this runs
 
     cfg = exporter.cfg
     h, w = cfg.size

@@ -67,7 +67,7 @@ def _shape(value_info) -> tuple:
 
 def _unconverted(model_proto) -> list:
     """Node op types that are not standard ONNX ops (tf2onnx leaves unsupported TF ops in place)."""
-    import onnx
+    import onnx  # lazy: the ONNX stack loads only for --onnx
 
     known_domains = {"", "ai.onnx"}
     bad = []
@@ -86,9 +86,9 @@ def to_onnx(model, path, *, height: int, width: int, opset: int = 17) -> dict:
     Returns {"opset", "input": {"name", "shape"}, "output": {"name", "shape"}, "size_bytes",
     "ops": {op_type: count, ...} sorted by op type}. Any conversion failure is a one-line UserError.
     """
-    import onnx
+    import onnx  # lazy: the ONNX stack loads only for --onnx
     import tf2onnx
-    from tf2onnx import constants as tf2onnx_constants
+    from tf2onnx import constants as tf2onnx_constants  # lazy: the ONNX stack loads only for --onnx
 
     path = Path(path)
     height, width, opset = int(height), int(width), int(opset)
@@ -170,7 +170,7 @@ def to_onnx(model, path, *, height: int, width: int, opset: int = 17) -> dict:
 def parity(path, model, inputs) -> dict:
     """Run the ONNX file with onnxruntime (CPU) on each image of ``inputs`` (n, H, W, 4) and compare
     with ``model(x, training=False)``: {"max_abs_diff", "mean_abs_diff", "images"}."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy: the ONNX stack loads only for --onnx
 
     path = Path(path)
     if not path.is_file():

@@ -17,7 +17,7 @@ from tflite_isp.train.finetune import fine_tune  # noqa: F401  (re-exported for 
 
 
 def _tfmot():
-    import tensorflow_model_optimization as tfmot
+    import tensorflow_model_optimization as tfmot  # lazy: tfmot loads only for QAT and pruning
 
     return tfmot.quantization.keras
 

@@ -16,7 +16,7 @@ FLAG_RATIO = 0.7
 
 def _debugger(make_converter, inputs, denylisted_nodes=()):
     """``make_converter()`` gives a fresh converter: one converts only once."""
-    from tflite_isp.core.tf import tf
+    from tflite_isp.core.tf import tf  # lazy: TensorFlow loads only when this runs
 
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(denylisted_nodes) or None)
     return tf.lite.experimental.QuantizationDebugger(

@@ -58,7 +58,7 @@ def colour_positions(pattern: str) -> dict:
 def _transpose(x, perm):
     if isinstance(x, np.ndarray):
         return x.transpose(perm)
-    from tflite_isp.core.tf import tf
+    from tflite_isp.core.tf import tf  # lazy: TensorFlow loads only when this runs
 
     return tf.transpose(x, perm)
 
@@ -66,7 +66,7 @@ def _transpose(x, perm):
 def _flip(x, axes):
     if isinstance(x, np.ndarray):
         return np.flip(x, axes)
-    from tflite_isp.core.tf import tf
+    from tflite_isp.core.tf import tf  # lazy: TensorFlow loads only when this runs
 
     return tf.reverse(x, axes)
 
@@ -75,7 +75,7 @@ def clip_range(x, lo, hi):
     """Clip a NumPy array or a tensor to [lo, hi]."""
     if isinstance(x, np.ndarray):
         return np.clip(x, lo, hi)
-    from tflite_isp.core.tf import tf
+    from tflite_isp.core.tf import tf  # lazy: TensorFlow loads only when this runs
 
     return tf.clip_by_value(x, lo, hi)
 
@@ -89,7 +89,7 @@ def pack(mosaic, pattern: str, order="canonical"):
         h, w = mosaic.shape
         tiles = mosaic.reshape(h // 2, 2, w // 2, 2).transpose(0, 2, 1, 3).reshape(h // 2, w // 2, 4)
         return tiles[..., index]
-    from tflite_isp.core.tf import tf
+    from tflite_isp.core.tf import tf  # lazy: TensorFlow loads only when this runs
 
     size = tf.shape(mosaic) // 2
     tiles = tf.reshape(tf.transpose(tf.reshape(mosaic, [size[0], 2, size[1], 2]), [0, 2, 1, 3]),

@@ -69,6 +69,12 @@ def read_raw(path) -> RawFrame:
     return RawFrame(mosaic, pattern, black, white, tuple(v / green for v in wb), str(path))
 
 
+def srgb_settings(*, demosaic: str = "AHD", gamma=(2.222, 4.5)) -> dict:
+    """Every LibRaw postprocess setting :func:`render_srgb` uses, by name (JSON-friendly: a cache key's part)."""
+    return {"use_camera_wb": True, "no_auto_bright": True, "output_bps": 16, "user_flip": 0,
+            "adjust_maximum_thr": 0.0, "gamma": [float(g) for g in gamma], "demosaic_algorithm": str(demosaic)}
+
+
 def render_srgb(path, *, demosaic: str = "AHD", gamma=(2.222, 4.5)) -> np.ndarray:
     """Classical LibRaw rendering, float32 H x W x 3 in [0, 1].
 
@@ -76,15 +82,9 @@ def render_srgb(path, *, demosaic: str = "AHD", gamma=(2.222, 4.5)) -> np.ndarra
     default BT.709 gamma; plus a fixed orientation and white level so results are repeatable.
     """
 
+    settings = srgb_settings(demosaic=demosaic, gamma=gamma)
+    settings.update(gamma=tuple(settings["gamma"]), demosaic_algorithm=getattr(rawpy.DemosaicAlgorithm, demosaic))
     with _open(path) as raw:
-        rgb = raw.postprocess(
-            use_camera_wb=True,
-            no_auto_bright=True,
-            output_bps=16,
-            user_flip=0,
-            adjust_maximum_thr=0.0,
-            gamma=tuple(gamma),
-            demosaic_algorithm=getattr(rawpy.DemosaicAlgorithm, demosaic),
-        )
+        rgb = raw.postprocess(**settings)
     h, w, _ = rgb.shape
     return rgb[: h - h % 2, : w - w % 2].astype(np.float32) / 65535.0

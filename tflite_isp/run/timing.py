@@ -145,19 +145,19 @@ def _fmt(shape) -> str:
 
 def runtime_version() -> str:
     """``ai-edge-litert X.Y.Z`` of the installed wheel."""
-    from importlib import metadata
+    from importlib import metadata  # lazy: this script also runs standalone on a board
 
     try:
         return f"ai-edge-litert {metadata.version('ai-edge-litert')}"
     except metadata.PackageNotFoundError:
-        import ai_edge_litert
+        import ai_edge_litert  # lazy: this script also runs standalone on a board
 
         return f"ai-edge-litert {getattr(ai_edge_litert, '__version__', 'unknown')}"
 
 
 def _load(path, threads: int, shape):
     """(interpreter, shape signature, init seconds): construct, allocate, resize a dynamic input when asked."""
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter  # lazy: this script also runs standalone on a board
 
     t0 = time.perf_counter_ns()
     try:
@@ -208,6 +208,7 @@ def measure(path, *, threads: int = 2, runs: int = 20, warmup: int = 3, shape=No
     path = Path(path)
     if not path.is_file():
         raise TimingError(path, "file not found")
+    # lazy: this script also runs standalone on a board
     import ai_edge_litert.interpreter  # noqa: F401  (loaded before the baseline, so the library is not counted)
 
     rss_before = current_rss_mb()

@@ -14,6 +14,7 @@ folder holds leaderboard.{md,csv,json} and report.html with its PNGs.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -115,7 +116,7 @@ def check_fits(entry: Entry, split) -> tuple:
 
 def model_input(entry: Entry, split, mosaic: np.ndarray, black, white, ratio: float) -> np.ndarray:
     """Packed input (h, w, 4) the file takes: normalised per its recipe, or sensor values (--raw_input)."""
-    from tflite_isp.data import pipeline
+    from tflite_isp.data import pipeline  # lazy: TensorFlow loads only when this runs
 
     if entry.levels:
         return bayer.pack(mosaic, split.pattern, entry.recipe.input.order).astype(np.float32)
@@ -162,7 +163,7 @@ class Scorer:
 
     def _images(self, label: str):
         """(index, pair, mosaic, target) for each image of the split, with progress."""
-        from tflite_isp.data import pipeline
+        from tflite_isp.data import pipeline  # lazy: TensorFlow loads only when this runs
 
         bar = self._progress(label)
         for i, pair in enumerate(self.split.pairs):
@@ -204,7 +205,7 @@ class Scorer:
 
     def quality(self, entry: Entry) -> dict:
         """PSNR/SSIM of one file over the split (whole images, tiled), with scoring time and throughput."""
-        from tflite_isp.nets import architectures
+        from tflite_isp.nets import architectures  # lazy: TensorFlow loads only when this runs
 
         blacks, whites = check_fits(entry, self.split)
         runner = Runner(entry.path, threads=self.cfg.threads)
@@ -213,10 +214,13 @@ class Scorer:
         multiple = architectures.input_multiple(entry.recipe.model)
         started = time.perf_counter()
 
+        radius = flatbuffer.receptive_radius(flatbuffer.read(entry.path)) if tile else 0.0
         margin = self.cfg.tile_margin
         if margin is None:
-            margin = tiling.exact_margin(flatbuffer.receptive_radius(flatbuffer.read(entry.path)), tile) \
-                if tile else 0
+            margin = tiling.exact_margin(radius, tile) if tile else 0
+        if margin < radius:
+            self.log(f"warning: {entry.path}: tile overlap {margin} is below the receptive radius {radius:g} (packed "
+                     "px; inf: unbounded): images larger than the tile are stitched approximately")
 
         def render(i, pair, mosaic):
             x = model_input(entry, self.split, mosaic, blacks[i], whites[i], pair.ratio)
@@ -225,6 +229,8 @@ class Scorer:
         quality = self._quality(entry.name, render)
         seconds = time.perf_counter() - started
         quality["details"] = {"tile": list(tile) if tile else None, "tile_margin": margin,
+                              "receptive_radius": radius if math.isfinite(radius) else None,
+                              "exact_stitch": margin >= radius,
                               "scoring_seconds": round(seconds, 2),
                               "images_per_s": round(len(self.split.pairs) / seconds, 3), "ops": entry.details["ops"]}
         return quality

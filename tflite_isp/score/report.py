@@ -164,7 +164,7 @@ def save_png(path: Path, image: np.ndarray) -> None:
 
 def heat_rgb(errors: np.ndarray) -> np.ndarray:
     """(H, W) errors -> (H, W, 3) colours on the shared 0..ERROR_SCALE scale."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib loads only when a plot is drawn
 
     cmap = matplotlib.colormaps[ERROR_CMAP]
     return cmap(np.clip(errors / ERROR_SCALE, 0, 1))[..., :3]
@@ -172,7 +172,7 @@ def heat_rgb(errors: np.ndarray) -> np.ndarray:
 
 def save_figure(fig, path: Path) -> None:
     """Save a matplotlib figure as PNG atomically and close it."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib loads only when a plot is drawn
 
     try:
         with atomic.replacing(path) as tmp:
@@ -183,10 +183,10 @@ def save_figure(fig, path: Path) -> None:
 
 def save_colorbar(path: Path) -> None:
     """The one colour bar shared by every error heat-map."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib loads only when a plot is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib loads only when a plot is drawn
 
     fig, ax = plt.subplots(figsize=(4.5, 0.85), layout="constrained")
     norm = matplotlib.colors.Normalize(0, ERROR_SCALE)
@@ -205,10 +205,10 @@ def plottable(rows: list) -> list:
 
 def save_pareto(path: Path, rows: list, baseline_psnr) -> None:
     """PSNR vs runtime (log x) scatter of `rows`, names labelled, baseline marked, Pareto front as a step line."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib loads only when a plot is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib loads only when a plot is drawn
 
     fig, ax = plt.subplots(figsize=(8, 4.8), dpi=100, layout="constrained")
     xs, ys = [r["runtime_ms"] for r in rows], [r["psnr"] for r in rows]

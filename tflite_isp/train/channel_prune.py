@@ -33,7 +33,7 @@ class Layer:
 
 def prunable_layers(model, recipe_model: dict) -> list:
     """Every U-Net layer whose output channels can be removed (all but the 12-channel head)."""
-    from tflite_isp.nets import unet
+    from tflite_isp.nets import unet  # lazy: TensorFlow loads only when this runs
 
     if recipe_model.get("architecture") != "unet":
         raise UserError(f"structured channel pruning supports U-Net recipes (sid_unet and its separable or slim "
@@ -51,7 +51,7 @@ def prunable_layers(model, recipe_model: dict) -> list:
 def importance(model, layers, batches, loss_fn) -> dict:
     """Per-layer channel scores: |mean over batch and pixels of activation x d loss / d activation|,
     each layer's vector scaled to unit L2 norm so layers compare."""
-    from tflite_isp.core.tf import keras, tf
+    from tflite_isp.core.tf import keras, tf  # lazy: TensorFlow loads only when this runs
 
     probe = keras.Model(model.inputs, [model.output] + [model.get_layer(lay.scored).output for lay in layers])
     totals = [np.zeros(model.get_layer(lay.scored).output.shape[-1]) for lay in layers]
@@ -99,7 +99,7 @@ def check_channels(kept: dict) -> None:
 def transfer(old, new, kept_by_producer: dict):
     """Copy ``old``'s weights into the smaller ``new`` (same layer names), keeping the listed output
     channels of each pruned layer and, downstream, the matching input channels."""
-    from tflite_isp.core.tf import keras, tf
+    from tflite_isp.core.tf import keras, tf  # lazy: TensorFlow loads only when this runs
 
     L = keras.layers
     out_idx = {}  # layer name -> indices (into old's channels) of the channels that survive
@@ -140,7 +140,7 @@ def transfer(old, new, kept_by_producer: dict):
 
 def shrink(model, recipe, layers, kept: dict):
     """(smaller recipe, smaller model with the surviving weights)."""
-    from tflite_isp.nets import architectures
+    from tflite_isp.nets import architectures  # lazy: TensorFlow loads only when this runs
 
     check_channels(kept)
     channels = {lay.name: int(len(kept[lay.name])) for lay in layers}
@@ -166,7 +166,7 @@ def _evaluate(model, data) -> tuple:
 
 
 def _costs(recipe) -> dict:
-    from tflite_isp.nets import architectures
+    from tflite_isp.nets import architectures  # lazy: TensorFlow loads only when this runs
     from tflite_isp.nets.stats import count_macs, count_params
 
     model = architectures.build(recipe.model, height=544, width=960, batch=1)
@@ -179,11 +179,11 @@ def run(cfg, source: Path, recipe, model) -> dict:
     ``cfg`` is the resolved training config: data, patch, batch, lr, loss, seed; each round fine-tunes
     for ``steps_per_epoch`` steps; at most ``prune_rounds`` rounds of ``prune_step``.
     """
-    from tflite_isp.core.tf import keras
+    from tflite_isp.core.tf import keras  # lazy: TensorFlow loads only when this runs
     from tflite_isp.data import layouts, pipeline
-    from tflite_isp.nets.architectures import input_multiple
+    from tflite_isp.nets.architectures import input_multiple  # lazy: TensorFlow loads only when this runs
     from tflite_isp.train.finetune import fine_tune
-    from tflite_isp.train.losses import make_loss, parse_loss
+    from tflite_isp.train.losses import make_loss, parse_loss  # lazy: TensorFlow loads only when this runs
 
     if cfg.prune_psnr_drop < 0:
         raise UserError(f"--prune_psnr_drop must be >= 0 dB, not {cfg.prune_psnr_drop}")

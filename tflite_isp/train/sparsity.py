@@ -21,7 +21,7 @@ def _pruned(layer) -> bool:
 
 
 def _sparsity():
-    import tensorflow_model_optimization as tfmot
+    import tensorflow_model_optimization as tfmot  # lazy: tfmot loads only for QAT and pruning
 
     return tfmot.sparsity.keras
 

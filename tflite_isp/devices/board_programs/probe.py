@@ -20,7 +20,7 @@ for name in ("ai_edge_litert", "numpy"):
     except Exception:
         missing.append(name)
 try:
-    from importlib import metadata
+    from importlib import metadata  # lazy: runs on the board with whatever it has
     litert = metadata.version("ai-edge-litert")
 except Exception:
     litert = None
