@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from conftest import make_run, run_module
 
-from tflite_isp.apps import enhance
+from tflite_isp.apps import enhance, exported, images, memory_plan
 from tflite_isp.raw import dng
 from tflite_isp.run import flatbuffer
 
@@ -39,12 +39,12 @@ def export_dir(tmp_path_factory, isp_data):
 
 
 def test_tiled_equals_whole_frame(export_dir, tmp_path):
-    x = enhance.load_export(export_dir)
+    x = exported.load_export(export_dir)
     assert (x.tile, x.multiple, x.radius) == ((32, 48), 1, 3.0)
     frame, _ = enhance.read_frame(write_photo_dng(tmp_path / "a.dng"))
     packed = enhance.model_input(x, frame, 1.0)
     whole = enhance.enhance_frame(x, packed, packed.shape[:2], 0)
-    tiled = enhance.enhance_frame(x, packed, (32, 48), enhance.margin_for(x, (32, 48)))
+    tiled = enhance.enhance_frame(x, packed, (32, 48), memory_plan.margin_for(x, (32, 48)))
     assert whole.shape == tiled.shape == (200, 304, 3)
     np.testing.assert_array_equal(tiled, whole)
 
@@ -59,15 +59,27 @@ def test_refit_keeps_ops_and_weights(export_dir):
 
 
 def test_memory_plan_picks_the_largest_tile_that_fits(export_dir):
-    x = enhance.load_export(export_dir)
-    frame_mb = enhance.frame_bytes((600, 800)) / enhance.MB
-    roomy = enhance.plan(x, (600, 800), budget_mb=10_000, base_mb=0)
-    assert roomy[0] == (600, 800) and roomy[3]  # the whole frame at once
-    tight_budget = frame_mb + enhance.tile_bytes(x, (128, 128)) / enhance.MB + 0.01
-    tile, margin, estimate, exact = enhance.plan(x, (600, 800), budget_mb=tight_budget, base_mb=0)
-    assert tile == (128, 128) and margin == 3 and exact and estimate <= tight_budget
-    with pytest.raises(Exception, match="too small for this frame"):
-        enhance.plan(x, (600, 800), budget_mb=frame_mb, base_mb=0)
+    x = exported.load_export(export_dir)
+    roomy = memory_plan.plan(x, (600, 800), budget_mb=10_000, base_mb=0)
+    assert roomy.tile == (600, 800) and roomy.exact  # the whole frame at once
+    phases = memory_plan.frame_phases((600, 800))
+    tight_budget = memory_plan.peak_mb(0, phases, memory_plan.tile_bytes(x, (128, 128)) / memory_plan.MB) + 0.01
+    tight = memory_plan.plan(x, (600, 800), budget_mb=tight_budget, base_mb=0)
+    assert tight.tile == (128, 128) and tight.margin == 3 and tight.exact and tight.estimate_mb <= tight_budget
+    # the base counts
+    assert memory_plan.plan(x, (600, 800), budget_mb=tight_budget + 50, base_mb=50).tile == (128, 128)
+    with pytest.raises(Exception, match="too small for this 1600x1200 frame"):
+        memory_plan.plan(x, (600, 800), budget_mb=memory_plan.peak_mb(0, phases, 0), base_mb=0)
+
+
+def test_tile_cost_counts_xnnpack_indirection(export_dir):
+    """A 3x3 conv's XNNPACK indirection buffer (a pointer per tap and output pixel) is in the tile's cost."""
+    from tflite_isp.run import flatbuffer
+
+    x = exported.load_export(export_dir)
+    model = flatbuffer.parse(memory_plan.refit(x, (64, 96)))
+    taps = sum(64 * 96 * 9 for op in model.ops if op.name == "CONV_2D" and op.inputs[1].shape[1:3] == (3, 3))
+    assert taps and memory_plan.runtime_bytes(model, 0) >= taps * memory_plan.POINTER
 
 
 def test_cli_file_png16_and_orientation(export_dir, tmp_path):
@@ -90,8 +102,8 @@ def test_cli_file_png16_and_orientation(export_dir, tmp_path):
     assert ref.shape == cw.shape[:2]
     ours = [np.rot90(up.mean(axis=2), k) for k in range(4)]
     scores = [abs(np.corrcoef(o.ravel(), ref.ravel())[0, 1]) if o.shape == ref.shape else 0 for o in ours]
-    assert np.argmax(scores) == enhance.ORIENT[6]
-    assert np.abs(cw.mean(axis=2) - ours[enhance.ORIENT[6]]).mean() < 2  # the same image, JPEG-compressed turned
+    assert np.argmax(scores) == images.ORIENT[6]
+    assert np.abs(cw.mean(axis=2) - ours[images.ORIENT[6]]).mean() < 2  # the same image, JPEG-compressed turned
 
 
 def test_png16_decodes_in_a_real_reader(tmp_path):
@@ -99,7 +111,7 @@ def test_png16_decodes_in_a_real_reader(tmp_path):
     import imageio.v3 as iio
 
     rgb16 = np.random.default_rng(0).integers(0, 65536, (7, 5, 3), dtype=np.uint16)
-    (tmp_path / "x.png").write_bytes(enhance.png16_bytes(rgb16))
+    (tmp_path / "x.png").write_bytes(images.png16_bytes(rgb16))
     np.testing.assert_array_equal(iio.imread(tmp_path / "x.png"), (rgb16 >> 8).astype(np.uint8))
 
 
@@ -205,7 +217,7 @@ def test_ratio_auto_uses_the_predictor(lowlight_exports, tmp_path):
     auto = iio.imread(tmp_path / "auto.jpg")
     assert auto.shape == (96, 128, 3)
     # The library path records the same ratio, and the picture is the one that ratio gives (another ratio differs)
-    x = enhance.load_export(export)  # (budgets far above this test process's RSS, which other tests grow)
+    x = exported.load_export(export)  # (budgets far above this test process's RSS, which other tests grow)
     record = enhance.enhance_file(x, raw, tmp_path / "lib.jpg", ratio="auto", budget_mb=1e6, threads=2,
                                   png16=False, ratio_model=predictor)
     assert record["ratio"] == pytest.approx(expected, rel=1e-6)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from tflite_isp.apps import enhance
+from tflite_isp.apps import enhance, exported, memory_plan
 from tflite_isp.core.tf import keras, tf
 from tflite_isp.export import convert, flatbuffer
 from tflite_isp.nets.layers import PixelShuffle
@@ -193,14 +193,16 @@ def test_unbounded_radius_plans_approximate_tiles(tmp_path):
     x = PixelShuffle(2)(L.Multiply()([x, L.GlobalAveragePooling2D(keepdims=True)(x)]))
     data = to_tflite(keras.Model(inputs, x))
     model = flatbuffer.parse(data)
-    export = enhance.Export(tmp_path, {}, None, "isp", data, (H, W), flatbuffer.input_multiple(model),
+    export = exported.Export(tmp_path, {}, None, "isp", data, (H, W), flatbuffer.input_multiple(model),
                             flatbuffer.receptive_radius(model), None)
     assert export.radius == math.inf and tiling.exact_margin(export.radius, (H, W)) == H // 4
-    whole = enhance.plan(export, (H, W), budget_mb=10_000, base_mb=0)
-    tight = enhance.plan(export, (4 * H, 4 * W), budget_mb=enhance.frame_bytes((4 * H, 4 * W)) / enhance.MB
-                         + enhance.tile_bytes(export, (96, 96)) / enhance.MB + 0.01, base_mb=0)
-    assert whole[3] and tight[:2] == ((96, 96), 96 // 4) and not tight[3]
-    assert "unbounded" in enhance.approximate_reason({"radius": export.radius, "margin": tight[1]})
+    whole = memory_plan.plan(export, (H, W), budget_mb=10_000, base_mb=0)
+    frame = (4 * H, 4 * W)
+    phases = memory_plan.frame_phases(frame, (4 * H, 4 * W))
+    budget = memory_plan.peak_mb(0, phases, memory_plan.tile_bytes(export, (96, 96)) / memory_plan.MB) + 0.01
+    tight = memory_plan.plan(export, frame, budget_mb=budget, base_mb=0)
+    assert whole.exact and (tight.tile, tight.margin) == ((96, 96), 96 // 4) and not tight.exact
+    assert "unbounded" in enhance.approximate_reason({"radius": export.radius, "margin": tight.margin})
 
 
 def test_tiles_stitch_exactly_with_a_resize_and_pad_net():

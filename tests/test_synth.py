@@ -240,7 +240,10 @@ def test_heteroscedastic_noise_std(level):
 def test_brooks_noise_levels_follow_the_line():
     rng = np.random.default_rng(0)
     shot, read = np.array([up.brooks_noise_levels(rng) for _ in range(4000)]).T
-    assert shot.min() >= 1e-4 and shot.max() <= 1.2e-2
+    # log-uniform over Brooks et al.'s [1e-4, 1.2e-2]: the quartiles of log(shot) sit a quarter of the way apart
+    lo, hi = np.log(1e-4), np.log(1.2e-2)
+    np.testing.assert_allclose(np.percentile(np.log(shot), [25, 50, 75]), lo + (hi - lo) * np.array([.25, .5, .75]),
+                               atol=0.06 * (hi - lo))
     residual = np.log(read) - (2.18 * np.log(shot) + 1.20)
     assert residual.mean() == pytest.approx(0.0, abs=0.02)
     assert residual.std() == pytest.approx(0.26, rel=0.05)
@@ -262,8 +265,10 @@ def test_lowlight_capture_mean_and_variance():
 
 def test_eld_parameters_stay_in_the_calibrated_range():
     rng = np.random.default_rng(0)
-    ks = [up.sample_eld_noise(rng)["K"] for _ in range(500)]
-    assert min(ks) >= up.SONY_A7S2.k_min and max(ks) <= up.SONY_A7S2.k_max
+    ks = np.log([up.sample_eld_noise(rng)["K"] for _ in range(2000)])
+    lo, hi = np.log(up.SONY_A7S2.k_min), np.log(up.SONY_A7S2.k_max)
+    assert lo <= ks.min() < lo + 0.01 * (hi - lo) and hi - 0.01 * (hi - lo) < ks.max() <= hi  # the whole range
+    assert np.median(ks) == pytest.approx((lo + hi) / 2, abs=0.05 * (hi - lo))  # log-uniform, not uniform in K
     assert up.iso_for_gain(up.SONY_A7S2.k_min) == 100 and up.iso_for_gain(up.SONY_A7S2.k_max) == 6400
 
 

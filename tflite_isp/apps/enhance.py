@@ -9,149 +9,82 @@ The RAW is read with rawpy, packed and normalised as the export's manifest says,
 made from the file by rewriting its shapes (static shapes keep XNNPACK on every op, which a dynamic file resized
 at run time does not), and the overlap is the net's receptive radius read off the graph, so the stitched image
 equals whole-frame inference. The output follows the RAW's orientation flag; files are written atomically.
+
+The memory plan is this process's resident size measured before each frame, plus the largest phase of that frame
+(decode, input, tiles, writing: the arrays held, XNNPACK's indirection buffers included in a tile's share), with
+slack; the frame's size comes from the file's header, so a budget too small is an error before decoding. After
+the first tile, its measured cost is checked against the plan, and the tiles re-planned smaller if needed.
 """
 from __future__ import annotations
 
-import json
 import math
-import struct
 import sys
 import time
-import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 import rawpy
 from absl import flags
 
 from tflite_isp.apps import ratio as ratio_mod
-from tflite_isp.core import atomic, cli
+from tflite_isp.apps.exported import Export, load_export
+from tflite_isp.apps.images import _band_rows, oriented, to_uint8, write_image, write_jpeg, write_png16
+from tflite_isp.apps.memory_plan import (
+    Plan,
+    frame_phases,
+    margin_for,
+    peak_mb,
+    plan,
+    refit,
+    release_free_memory,
+    runtime_bytes,
+    tile_bytes,
+)
+from tflite_isp.core import cli
 from tflite_isp.core.errors import UserError, fail
 from tflite_isp.core.progress import Progress
 from tflite_isp.data import layouts
-from tflite_isp.nets import recipes
 from tflite_isp.raw import bayer, rawio
-from tflite_isp.run import flatbuffer, tiling, timing
+from tflite_isp.run import tiling, timing
 from tflite_isp.run.litert import Runner
 from tflite_isp.run.tiling import tile_count
 
 RAW_SUFFIXES = (".dng", ".arw", ".nef", ".nrw", ".cr2", ".cr3", ".crw", ".raf", ".orf", ".rw2", ".pef", ".srw",
                 ".raw", ".rwl", ".3fr", ".iiq", ".erf", ".kdc", ".dcr", ".mos", ".mrw", ".x3f", ".srf", ".sr2")
-TILE_SIDES = (2048, 1536, 1024, 768, 512, 384, 256, 192, 128, 96, 64, 48, 32)  # packed pixels, largest first
-MB = 2 ** 20
 
 
-@dataclass(frozen=True)
-class Export:
-    """An export folder as enhance needs it: the fixed-shape file and the conventions it was made with."""
-
-    folder: Path
-    manifest: dict
-    spec: object  # recipes.InputSpec
-    task: str
-    data: bytes  # model.tflite
-    tile: tuple  # the file's own packed (h, w)
-    multiple: int  # packed sides of a tile are multiples of this
-    radius: float  # receptive radius in packed pixels (inf: unbounded, tiles never exact)
-    levels: dict | None  # in-graph levels: the file takes sensor values
 
 
-def load_export(folder) -> Export:
-    """Read ``folder``'s manifest and fixed-shape ``model.tflite``; a run directory means its int8 export."""
-
-    folder = Path(folder)
-    if (folder / "export" / "int8" / "manifest.json").is_file():
-        folder = folder / "export" / "int8"
-    mpath, fpath = folder / "manifest.json", folder / "model.tflite"
-    if not mpath.is_file() or not fpath.is_file():
-        raise fail(folder, "not an export folder (manifest.json and model.tflite; run python -m tflite_isp.export)")
-    try:
-        manifest = json.loads(mpath.read_text())
-        recipe = recipes.Recipe.from_dict(manifest["recipe"], str(mpath))
-    except (ValueError, KeyError) as err:
-        raise fail(mpath, f"not a tflite_isp export manifest ({err})") from None
-    data = fpath.read_bytes()
-    model = flatbuffer.parse(data, str(fpath))
-    shape = tuple(model.inputs[0].shape_signature)
-    if len(shape) != 4 or shape[-1] != 4 or -1 in shape:
-        raise fail(fpath, f"input {shape} is not a fixed-shape packed RAW (1, H, W, 4)")
-    return Export(folder, manifest, recipe.input, recipe.task, data, shape[1:3], flatbuffer.input_multiple(model),
-                  flatbuffer.receptive_radius(model), (manifest.get("input") or {}).get("levels"))
-
-# --- Memory plan ---------------------------------------------------------------------------------------------------
 
 
-def tile_bytes(export: Export, tile: tuple) -> int:
-    """What one tile costs at run time: every activation tensor of the refitted file (an upper bound: LiteRT
-    reuses arena memory) plus the weights twice (the file and XNNPACK's packed copy)."""
-
-    model = flatbuffer.parse(refit(export, tile))
-    sizes = {t.index: int(np.prod(t.shape)) * np.dtype(t.dtype).itemsize
-             for op in model.ops for t in (*op.inputs, *op.outputs) if t is not None and not t.is_constant}
-    return sum(sizes.values()) + 2 * len(export.data)
 
 
-def frame_bytes(packed_hw: tuple) -> int:
-    """The frame's own buffers: mosaic (uint16), packed input and padded copy (float32), float output, 8-bit copy."""
-    h, w = packed_hw
-    return h * w * (4 * 2 + 2 * 4 * 4 + 4 * 3 * 4 + 4 * 3)
 
 
-def refit(export: Export, tile: tuple) -> bytes:
-
-    return export.data if tuple(tile) == tuple(export.tile) else flatbuffer.refit(export.data, *tile)
 
 
-def tile_candidates(export: Export, packed_hw: tuple) -> list:
-    """Tiles from the whole (padded) frame down, each a size the file can be refitted to, largest first."""
-    m = export.multiple
-    whole = tuple(-(-n // m) * m for n in packed_hw)
-    out = []
-    for h, w in [whole] + [(min(s, whole[0]), min(s, whole[1])) for s in TILE_SIDES if s < max(whole)]:
-        h, w = -(-h // m) * m, -(-w // m) * m
-        if (h, w) not in out and _refittable(export, (h, w)):
-            out.append((h, w))
-    return out
 
 
-def _refittable(export: Export, tile: tuple) -> bool:
-    try:
-        refit(export, tile)
-    except ValueError:
-        return False
-    return True
 
 
-def plan(export: Export, packed_hw: tuple, budget_mb: float, base_mb: float) -> tuple:
-    """(tile, margin, estimated peak MiB, exact): the largest tile that fits ``budget_mb`` with an overlap of at least
-    the receptive radius (stitching then equals whole-frame inference), else the largest that fits; else an error."""
-    fixed = base_mb + frame_bytes(packed_hw) / MB
-    options = []
-    for tile in tile_candidates(export, packed_hw):
-        margin = margin_for(export, tile)
-        whole = all(t >= n for t, n in zip(tile, packed_hw))
-        if not whole and min(tile) - 2 * margin < export.multiple:
-            continue  # no room left inside the overlap
-        options.append((tile, margin, fixed + tile_bytes(export, tile) / MB, whole or margin >= export.radius))
-    fits = [o for o in options if o[2] <= budget_mb]
-    if not fits:
-        need = f"~{options[-1][2]:.0f} MiB" if options else "a tile larger than its overlap"
-        raise UserError(f"--max_memory {budget_mb:g} MiB is too small for this frame through {export.folder}: the "
-                        f"smallest tile needs {need} (frame buffers {fixed - base_mb:.0f} MiB, process "
-                        f"{base_mb:.0f} MiB)")
-    return next((o for o in fits if o[3]), fits[0])
 
 
-def margin_for(export: Export, tile: tuple) -> int:
-    """The overlap per side: the receptive radius (exact stitching), at most a quarter of the tile."""
-    return tiling.exact_margin(export.radius, tile)
+
+
+
+
+
+
+
+
+
+
+
+
 
 # --- One frame ------------------------------------------------------------------------------------------------------
 
 
-ORIENT = {0: 0, 3: 2, 5: 1, 6: 3}  # LibRaw sizes.flip -> quarter turns counter-clockwise (np.rot90)
 
 
 def read_frame(path):
@@ -164,51 +97,75 @@ def read_frame(path):
 
 
 def model_input(export: Export, frame, ratio: float) -> np.ndarray:
-    """The packed input the file takes: normalised per the recipe and amplified, or sensor values (in-graph levels)."""
+    """The packed input the file takes: normalised per the recipe and amplified, or sensor values (in-graph levels).
+    Worked a band of rows at a time into one float32 array (the same values as the whole-frame expression), so the
+    float temporaries of normalising stay small."""
 
+    mosaic = frame.mosaic
+    h, w = mosaic.shape[0] // 2, mosaic.shape[1] // 2
     if export.levels:
-        return bayer.pack(frame.mosaic, frame.pattern, export.spec.order).astype(np.float32)
-    black, white = layouts.file_levels(export.spec, frame.black, frame.white, frame.path)
-    return np.asarray(bayer.model_input(frame.mosaic, frame.pattern, export.spec, black, white, ratio), np.float32)
+        def convert(part):
+            return bayer.pack(part, frame.pattern, export.spec.order).astype(np.float32)
+    else:
+        black, white = layouts.file_levels(export.spec, frame.black, frame.white, frame.path)
+
+        def convert(part):
+            return np.asarray(bayer.model_input(part, frame.pattern, export.spec, black, white, ratio), np.float32)
+    out = np.empty((h, w, 4), np.float32)
+    rows = _band_rows(w * 4 * 8)  # float64 temporaries where the levels are float64
+    for r in range(0, h, rows):
+        out[r:r + rows] = convert(mosaic[2 * r:2 * (r + rows), :2 * w])
+    return out
 
 
-def enhance_frame(export: Export, packed: np.ndarray, tile: tuple, margin: int, threads: int = 2) -> np.ndarray:
-    """Packed input (h, w, 4) -> RGB (2h, 2w, 3) in [0, 1], tiled through the refitted file."""
 
+
+class OverPlan(Exception):
+    """The first tile took more memory than planned (``used_mb``: the interpreter and that call, measured)."""
+
+    def __init__(self, used_mb: float):
+        super().__init__(f"the first tile took {used_mb:.0f} MiB")
+        self.used_mb = used_mb
+
+
+def enhance_frame(export: Export, packed: np.ndarray, tile: tuple, margin: int, threads: int = 2, *,
+                  first_tile=None) -> np.ndarray:
+    """Packed input (h, w, 4) -> RGB (2h, 2w, 3) in [0, 1], tiled through the refitted file. ``first_tile(used_mb)``
+    is called once the first tile has run, with the memory (MiB) the interpreter and that call took, measured; it
+    may raise (:class:`OverPlan`) to stop before the stitched output is allocated."""
+
+    before, peak_before = timing.current_rss_mb(), timing.peak_rss_mb()
     runner = Runner(refit(export, tile), threads=threads)
-    return tiling.run_tiled(runner, packed, tile, margin=margin, multiple=export.multiple)
+    pending = [first_tile] if first_tile else []
+
+    def run(x):
+        y = runner(x)
+        if pending:
+            peak = timing.peak_rss_mb()
+            pending.pop()((peak if peak > peak_before else timing.current_rss_mb()) - before)
+        return y
+
+    return tiling.run_tiled(run, packed, tile, margin=margin, multiple=export.multiple)
 
 
-def oriented(rgb: np.ndarray, flip: int) -> np.ndarray:
-    return np.rot90(rgb, ORIENT.get(flip, 0)) if ORIENT.get(flip, 0) else rgb
 
 
-def png16_bytes(rgb16: np.ndarray) -> bytes:
-    """A 16-bit RGB PNG (Pillow, behind imageio, writes 16-bit grayscale only): big-endian rows, filter 0, zlib."""
-
-    h, w, _ = rgb16.shape
-    rows = np.concatenate([np.zeros((h, 1), np.uint8), rgb16.astype(">u2").view(np.uint8).reshape(h, w * 6)], axis=1)
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)) + \
-        chunk(b"IEND", b"")
 
 
-def write_image(path: Path, rgb: np.ndarray, png16: bool = False) -> list:
-    """JPEG (quality 95) at ``path``, plus a 16-bit PNG beside it with ``png16``; each written atomically."""
 
-    written = []
-    with atomic.replacing(path) as tmp:
-        iio.imwrite(tmp, np.round(rgb * 255).astype(np.uint8), extension=".jpg", quality=95)
-    written.append(path)
-    if png16:
-        png = path.with_suffix(".png")
-        atomic.write_bytes(png, png16_bytes(np.round(rgb * 65535).astype(np.uint16)))
-        written.append(png)
-    return written
+
+
+
+
+
+
+
+
+
+
+
+
+
 
 # --- Files and folders ----------------------------------------------------------------------------------------------
 
@@ -294,10 +251,24 @@ def ratio_model_file(path) -> Path:
 
 def enhance_file(export: Export, raw: Path, out: Path, *, ratio, budget_mb: float, threads: int, png16: bool,
                  ratio_model=None) -> dict:
-    """One RAW file to its JPEG: the record of what was done."""
+    """One RAW file to its JPEG: the record of what was done.
+
+    The memory plan starts from this process's resident size now and the frame's size read from the file's header,
+    so a budget that cannot be met is one error before the image is decoded or anything written. Once the first
+    tile has run, what it really took is compared with the plan; if the rest would then exceed the budget, the
+    tiles are re-planned with every tile's share scaled by that error and the frame restarted."""
 
     started = time.perf_counter()
-    frame, flip = read_frame(raw)
+    release_free_memory()  # what an earlier file left in the allocator's free lists is not this file's base
+    base = timing.current_rss_mb()
+    height, width, flip, raw_pixels = rawio.raw_size(raw)
+    hw = (height // 2, width // 2)
+    options = {"raw_pixels": raw_pixels, "ratio_auto": ratio == "auto", "where": raw}
+    chosen = plan(export, hw, budget_mb, base, **options)
+    frame = rawio.read_raw(raw)
+    if frame.mosaic.shape != (height, width):  # decoded otherwise than the header said: plan the real size
+        hw = (frame.mosaic.shape[0] // 2, frame.mosaic.shape[1] // 2)
+        chosen = plan(export, hw, budget_mb, base, **options)
     if ratio == "auto":
 
         model = ratio_model_file(ratio_model)
@@ -305,16 +276,33 @@ def enhance_file(export: Export, raw: Path, out: Path, *, ratio, budget_mb: floa
                                         threads=threads)
     packed = model_input(export, frame, ratio or 1.0)
     del frame
+    replans, scale, rgb = [], 1.0, None
+    while rgb is None:  # each re-plan takes a smaller tile or is a one-line error: this ends
+        def check(used_mb, p=chosen):
+            if used_mb > p.tile_mb and peak_mb(p.base_mb, p.phases, used_mb) > budget_mb:
+                raise OverPlan(used_mb)
 
-    tile, margin, estimate, exact = plan(export, packed.shape[:2], budget_mb, timing.current_rss_mb())
-    rgb = oriented(enhance_frame(export, packed, tile, margin, threads), flip)
-    written = write_image(out, rgb, png16)
-
-    return {"input": str(raw), "outputs": [str(w) for w in written], "size": [rgb.shape[1], rgb.shape[0]],
-            "ratio": ratio, "tile": list(tile), "margin": margin, "exact": exact, "radius": export.radius,
-            "tiles": tile_count(packed.shape[:2], tile, margin=margin, multiple=export.multiple),
-            "estimated_mb": round(estimate), "peak_rss_mb": round(timing.peak_rss_mb()),
-            "seconds": round(time.perf_counter() - started, 2)}
+        try:
+            rgb = enhance_frame(export, packed, chosen.tile, chosen.margin, threads, first_tile=check)
+        except OverPlan as over:
+            scale *= over.used_mb / chosen.tile_mb
+            replans.append({"tile": list(chosen.tile), "planned_mb": round(chosen.tile_mb, 1),
+                            "measured_mb": round(over.used_mb, 1)})
+            release_free_memory()
+            chosen = plan(export, hw, budget_mb, base, tile_scale=scale, smaller_than=chosen.tile, **options)
+    tiles = tile_count(hw, chosen.tile, margin=chosen.margin, multiple=export.multiple)
+    del packed
+    release_free_memory()  # the interpreter's buffers, freed: the writing phases are planned without them
+    rgb = oriented(rgb, flip)
+    size = [rgb.shape[1], rgb.shape[0]]
+    rgb8 = to_uint8(rgb)
+    png = write_png16(out.with_suffix(".png"), rgb) if png16 else None
+    del rgb  # the float frame: the JPEG is encoded from the 8-bit copy alone
+    written = [write_jpeg(out, rgb8)] + ([png] if png else [])
+    return {"input": str(raw), "outputs": [str(w) for w in written], "size": size, "ratio": ratio,
+            "tile": list(chosen.tile), "margin": chosen.margin, "exact": chosen.exact, "radius": export.radius,
+            "tiles": tiles, "base_mb": round(base), "estimated_mb": round(chosen.estimate_mb), "replans": replans,
+            "peak_rss_mb": round(timing.peak_rss_mb()), "seconds": round(time.perf_counter() - started, 2)}
 
 
 def approximate_reason(record: dict) -> str:
@@ -359,7 +347,13 @@ def main(argv) -> int:
                 print(f"{raw} -> {out} ({r['size'][0]}x{r['size'][1]}, {r['tiles']} tile(s) of "
                       f"{r['tile'][0]}x{r['tile'][1]} margin {r['margin']}" + (f", ratio {r['ratio']:.4g}" if
                                                                                 r['ratio'] else "")
-                      + f", {r['seconds']} s, peak RSS {r['peak_rss_mb']} MiB)", file=sys.stderr)
+                      + f", {r['seconds']} s, peak RSS {r['peak_rss_mb']} MiB, planned {r['estimated_mb']} MiB)",
+                      file=sys.stderr)
+                for rp in r["replans"]:
+                    print(f"warning: {raw}: the first {rp['tile'][0]}x{rp['tile'][1]} tile took "
+                          f"{rp['measured_mb']:.0f} "
+                          f"MiB where {rp['planned_mb']:.0f} were planned; re-planned to fit --max_memory",
+                          file=sys.stderr)
                 if not r["exact"]:
                     print(f"warning: {raw}: {approximate_reason(r)}", file=sys.stderr)
             except UserError as err:
@@ -383,5 +377,7 @@ def entry():
 if __name__ == "__main__":
     entry()
 
-__all__ = ["Export", "load_export", "plan", "margin_for", "read_frame", "model_input", "enhance_frame", "oriented",
-           "write_image", "jobs", "parse_ratio", "ratio_model_file", "enhance_file", "main"]
+
+__all__ = ["Export", "OverPlan", "Plan", "enhance_file", "enhance_frame", "frame_phases", "jobs", "load_export",
+           "main", "margin_for", "model_input", "oriented", "parse_ratio", "peak_mb", "plan", "ratio_model_file",
+           "read_frame", "runtime_bytes", "tile_bytes", "to_uint8", "write_image", "write_jpeg", "write_png16"]

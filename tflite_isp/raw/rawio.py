@@ -45,6 +45,17 @@ def _open(path):
         raise fail(path, f"rawpy cannot decode this file ({type(err).__name__}: {err})") from None
 
 
+def raw_size(path) -> tuple:
+    """(rows, columns, LibRaw flip, sensor pixels LibRaw decodes) of the mosaic :func:`read_raw` returns (visible
+    area, even sides), from the file's header: the image itself is not decoded. Unreadable files are the same
+    one-line error."""
+    with _open(path) as raw:
+        sizes = raw.sizes
+        raw_pixels = int(sizes.raw_height) * int(sizes.raw_width)
+        h, w, flip = int(sizes.height), int(sizes.width), int(sizes.flip)
+    return h - h % 2, w - w % 2, flip, raw_pixels
+
+
 def read_raw(path) -> RawFrame:
     """Read the visible mosaic, CFA pattern, per-colour black, white level and camera WB."""
     with _open(path) as raw:

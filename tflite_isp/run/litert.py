@@ -14,19 +14,29 @@ from tflite_isp.core.errors import fail
 
 
 def _quantise(x: np.ndarray, detail: dict) -> np.ndarray:
+    """round(x / scale + zero), clipped to the integer type: one float temporary, worked in place (the values are
+    those of the plain expression; a large tile's input is tens of MiB, and each extra copy counts in the peak)."""
     dtype = detail["dtype"]
     if not np.issubdtype(dtype, np.integer):
         return x.astype(dtype)
     scale, zero = detail["quantization"]
     info = np.iinfo(dtype)
-    return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+    t = x / scale
+    t += zero
+    np.round(t, out=t)
+    np.clip(t, info.min, info.max, out=t)
+    return t.astype(dtype)
 
 
 def _dequantise(y: np.ndarray, detail: dict) -> np.ndarray:
+    """(y - zero) * scale as float32, in place in the one float copy (same values as the plain expression)."""
     if not np.issubdtype(y.dtype, np.integer):
         return y.astype(np.float32)
     scale, zero = detail["quantization"]
-    return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
+    out = y.astype(np.float32)
+    out -= zero
+    out *= scale
+    return out
 
 
 class Runner:

@@ -71,20 +71,36 @@ def run_tiled(run, packed: np.ndarray, tile=None, *, margin: int = DEFAULT_MARGI
     if tile and (th % multiple or tw % multiple):
         raise ValueError(f"tile {th}x{tw} is not a multiple of the model's input multiple {multiple}")
     ph, pw = padded_size(h, th, multiple), padded_size(w, tw, multiple)
-    image = np.pad(packed, ((0, ph - h), (0, pw - w), (0, 0)), mode="symmetric")
     th, tw = th or ph, tw or pw
     out = None
     for ys in axis_spans(ph, th, margin, multiple):
         for xs in axis_spans(pw, tw, margin, multiple):
-            y = run(image[None, ys.start:ys.start + th, xs.start:xs.start + tw])[0]
+            y = run(padded_window(packed, ys.start, xs.start, th, tw)[None])[0]
             if out is None:
                 out = np.empty((scale * ph, scale * pw, y.shape[-1]), np.float32)
             rows = slice(scale * ys.keep_from, scale * ys.keep_to)
             cols = slice(scale * xs.keep_from, scale * xs.keep_to)
             out[rows, cols] = y[scale * (ys.keep_from - ys.start):scale * (ys.keep_to - ys.start),
                                 scale * (xs.keep_from - xs.start):scale * (xs.keep_to - xs.start)]
+            del y  # before the next tile's output exists: one tile output alive at a time
     out = out[:scale * h, :scale * w]
     return np.clip(out, 0.0, 1.0, out=out)  # in place: a full frame's float output is the largest buffer
+
+
+def _symmetric(index: np.ndarray, n: int) -> np.ndarray:
+    """Indices past ``n`` mirrored as ``np.pad(mode="symmetric")`` mirrors them (edge sample repeated)."""
+    index = np.mod(index, 2 * n)
+    return np.where(index < n, index, 2 * n - 1 - index)
+
+
+def padded_window(image: np.ndarray, y: int, x: int, th: int, tw: int) -> np.ndarray:
+    """``image`` padded (bottom and right, symmetric) as far as needed, window [y, y+th) x [x, x+tw): a view where
+    the window lies inside the image, else a copy of the window only (never of the whole padded frame)."""
+    h, w = image.shape[:2]
+    if y + th <= h and x + tw <= w:
+        return image[y:y + th, x:x + tw]
+    rows, cols = _symmetric(np.arange(y, y + th), h), _symmetric(np.arange(x, x + tw), w)
+    return image[rows[:, None], cols[None, :]]
 
 
 def tile_count(shape, tile, *, margin: int = DEFAULT_MARGIN, multiple: int = 1) -> int:
@@ -95,4 +111,5 @@ def tile_count(shape, tile, *, margin: int = DEFAULT_MARGIN, multiple: int = 1) 
     return len(axis_spans(ph, tile[0], margin, multiple)) * len(axis_spans(pw, tile[1], margin, multiple))
 
 
-__all__ = ["DEFAULT_MARGIN", "UNBOUNDED_MARGIN", "Span", "axis_spans", "exact_margin", "run_tiled", "tile_count"]
+__all__ = ["DEFAULT_MARGIN", "UNBOUNDED_MARGIN", "Span", "axis_spans", "exact_margin", "padded_window", "run_tiled",
+           "tile_count"]
