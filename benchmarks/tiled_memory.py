@@ -270,7 +270,7 @@ def markdown(report: dict) -> str:
         if radius:
             safe = [mg for mg in s["margins"] if mg >= radius]
             lines.append(f"- The graph's worst-case receptive radius is {radius:.0f} packed px "
-                         "(`flatbuffer.receptive_radius`: the deepest path, through the bottleneck). A margin at "
+                         "(`receptive_field.receptive_radius`: the deepest path, through the bottleneck). A margin at "
                          "least that large gives every kept "
                          "output pixel its whole receptive field, so the tiles reproduce the untiled output for any "
                          "frame"
@@ -346,14 +346,14 @@ def main(argv=None) -> int:
         return child(args)
     import numpy as np
 
-    from tflite_isp.run import flatbuffer, tiling
+    from tflite_isp.run import flatbuffer, receptive_field, tiling
 
     t_start = time.perf_counter()
     out = Path(args.out)
     folder = sid_export(args)
     dng = Path(args.dng)
     frame = make_dng(dng)
-    multiple = flatbuffer.input_multiple(flatbuffer.read(folder / "model.tflite"))
+    multiple = receptive_field.input_multiple(flatbuffer.read(folder / "model.tflite"))
     packed = (RAW_SIZE[0] // 2, RAW_SIZE[1] // 2)
     report = start_report(
         NAME, argv, threads=args.threads,
@@ -361,7 +361,7 @@ def main(argv=None) -> int:
                                                               else folder),
                   "threads": args.threads, "margins": args.margins, "multiple": multiple, "tile": list(TILE),
                   "packed_shape": list(packed),
-                  "receptive_radius": flatbuffer.receptive_radius(flatbuffer.read(folder / "model.tflite")),
+                  "receptive_radius": receptive_field.receptive_radius(flatbuffer.read(folder / "model.tflite")),
                   "padded_whole": [tiling.padded_size(n, None, multiple) for n in packed],
                   "tiles": {str(mg): tiling.tile_count(packed, TILE, margin=mg, multiple=multiple)
                             for mg in args.margins}},

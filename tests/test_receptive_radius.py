@@ -1,4 +1,4 @@
-"""flatbuffer.receptive_radius per op kind: tiny real Keras nets converted to .tflite, checked against the radius
+"""receptive_field.receptive_radius per op kind: tiny real Keras nets converted to .tflite, checked against the radius
 measured by perturbing one input pixel; unknown and global ops are unbounded and tiling then says approximate."""
 import math
 
@@ -7,9 +7,9 @@ import pytest
 
 from tflite_isp.apps import enhance, exported, memory_plan
 from tflite_isp.core.tf import keras, tf
-from tflite_isp.export import convert, flatbuffer
+from tflite_isp.export import convert
 from tflite_isp.nets.layers import PixelShuffle
-from tflite_isp.run import tiling
+from tflite_isp.run import flatbuffer, receptive_field, tiling
 
 L = keras.layers
 H, W = 32, 48
@@ -90,7 +90,7 @@ def measured_radius(data: bytes, phases: int = 4) -> float:
 
 def radius_and_ops(data: bytes):
     model = flatbuffer.parse(data)
-    return flatbuffer.receptive_radius(model), set(model.op_counts())
+    return receptive_field.receptive_radius(model), set(model.op_counts())
 
 
 BOUNDED = {  # name: (layers, an op the file must hold, radius)
@@ -193,8 +193,8 @@ def test_unbounded_radius_plans_approximate_tiles(tmp_path):
     x = PixelShuffle(2)(L.Multiply()([x, L.GlobalAveragePooling2D(keepdims=True)(x)]))
     data = to_tflite(keras.Model(inputs, x))
     model = flatbuffer.parse(data)
-    export = exported.Export(tmp_path, {}, None, "isp", data, (H, W), flatbuffer.input_multiple(model),
-                            flatbuffer.receptive_radius(model), None)
+    export = exported.Export(tmp_path, {}, None, "isp", data, (H, W), receptive_field.input_multiple(model),
+                            receptive_field.receptive_radius(model), None)
     assert export.radius == math.inf and tiling.exact_margin(export.radius, (H, W)) == H // 4
     whole = memory_plan.plan(export, (H, W), budget_mb=10_000, base_mb=0)
     frame = (4 * H, 4 * W)
@@ -213,7 +213,7 @@ def test_tiles_stitch_exactly_with_a_resize_and_pad_net():
                 L.UpSampling2D(2, interpolation="bilinear"), L.Conv2D(12, 1), PixelShuffle(2), size=(None, None))
     data = to_tflite(model)
     parsed = flatbuffer.parse(data)
-    radius, multiple = flatbuffer.receptive_radius(parsed), flatbuffer.input_multiple(parsed)
+    radius, multiple = receptive_field.receptive_radius(parsed), receptive_field.input_multiple(parsed)
     assert math.isfinite(radius) and multiple == 2
 
     def runner(blob):

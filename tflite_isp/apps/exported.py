@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tflite_isp.core.errors import fail
 from tflite_isp.nets import recipes
-from tflite_isp.run import flatbuffer
+from tflite_isp.run import flatbuffer, receptive_field
 
 
 @dataclass(frozen=True)
@@ -44,5 +44,5 @@ def load_export(folder) -> Export:
     shape = tuple(model.inputs[0].shape_signature)
     if len(shape) != 4 or shape[-1] != 4 or -1 in shape:
         raise fail(fpath, f"input {shape} is not a fixed-shape packed RAW (1, H, W, 4)")
-    return Export(folder, manifest, recipe.input, recipe.task, data, shape[1:3], flatbuffer.input_multiple(model),
-                  flatbuffer.receptive_radius(model), (manifest.get("input") or {}).get("levels"))
+    return Export(folder, manifest, recipe.input, recipe.task, data, shape[1:3], receptive_field.input_multiple(model),
+                  receptive_field.receptive_radius(model), (manifest.get("input") or {}).get("levels"))

@@ -28,7 +28,7 @@ from tflite_isp.core.errors import UserError, fail
 from tflite_isp.core.progress import Progress
 from tflite_isp.data import layouts
 from tflite_isp.raw import bayer
-from tflite_isp.run import flatbuffer, records, tiling
+from tflite_isp.run import flatbuffer, receptive_field, records, tiling
 from tflite_isp.run.entries import Entry, make_entry, model_files, unique_names
 from tflite_isp.run.litert import Runner
 from tflite_isp.score import baseline, leaderboard, report, sources, zoo
@@ -214,7 +214,7 @@ class Scorer:
         multiple = architectures.input_multiple(entry.recipe.model)
         started = time.perf_counter()
 
-        radius = flatbuffer.receptive_radius(flatbuffer.read(entry.path)) if tile else 0.0
+        radius = receptive_field.receptive_radius(flatbuffer.read(entry.path)) if tile else 0.0
         margin = self.cfg.tile_margin
         if margin is None:
             margin = tiling.exact_margin(radius, tile) if tile else 0
