@@ -62,7 +62,9 @@ def test_transfer_computes_what_the_surviving_channels_computed():
             kernel[..., drop] = 0
         layer.set_weights([kernel] + [b * np.isin(np.arange(b.size), drop, invert=True) for b in bias])
     x = np.random.default_rng(1).uniform(0, 1, (1, 16, 16, 4)).astype(np.float32)
-    np.testing.assert_allclose(small(x).numpy(), big(x).numpy(), atol=1e-5)
+    want = big(x).numpy()
+    # float sums in another order (fewer channels, other oneDNN kernels): equal to float32 precision of the scale
+    np.testing.assert_allclose(small(x).numpy(), want, atol=1e-6 * max(1.0, float(np.abs(want).max())))
 
 
 def test_separable_unet_prunes_to_fewer_macs():

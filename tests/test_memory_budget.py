@@ -146,7 +146,7 @@ def test_model_input_by_bands_equals_the_whole_frame_expression(slim_sid, monkey
     rng = np.random.default_rng(0)
     mosaic = rng.integers(400, 16383, (138, 202)).astype(np.uint16)
     frame = rawio.RawFrame(mosaic, "RGGB", (512.0, 510.0, 514.0, 508.0), 16383.0, (2.0, 1.0, 1.0, 1.6), "f.dng")
-    monkeypatch.setattr(enhance, "CHUNK_BYTES", 101 * 4 * 8 * 4)  # bands of 4 packed rows, the last one short
+    monkeypatch.setattr(images, "CHUNK_BYTES", 101 * 4 * 8 * 4)  # bands of 4 packed rows, the last one short
     black, white = layouts.file_levels(x.spec, frame.black, frame.white, frame.path)
     whole = np.asarray(bayer.model_input(mosaic, "RGGB", x.spec, black, white, 100.0), np.float32)
     np.testing.assert_array_equal(enhance.model_input(x, frame, 100.0), whole)
@@ -160,7 +160,7 @@ def test_png16_by_bands_is_the_one_shot_stream(tmp_path, monkeypatch):
     import zlib
 
     rgb = np.random.default_rng(1).random((61, 37, 3)).astype(np.float32)
-    monkeypatch.setattr(enhance, "CHUNK_BYTES", 37 * 3 * 4 * 5)  # five rows a band
+    monkeypatch.setattr(images, "CHUNK_BYTES", 37 * 3 * 4 * 5)  # five rows a band
     data = images.write_png16(tmp_path / "a.png", rgb).read_bytes()
     ref = images.png16_bytes(np.round(rgb * 65535).astype(np.uint16))
 
@@ -182,7 +182,7 @@ def test_png16_by_bands_is_the_one_shot_stream(tmp_path, monkeypatch):
 
 def test_to_uint8_by_bands(monkeypatch):
     rgb = np.random.default_rng(2).random((50, 31, 3)).astype(np.float32)
-    monkeypatch.setattr(enhance, "CHUNK_BYTES", 31 * 3 * 4 * 7)
+    monkeypatch.setattr(images, "CHUNK_BYTES", 31 * 3 * 4 * 7)
     np.testing.assert_array_equal(images.to_uint8(rgb), np.round(rgb * 255).astype(np.uint8))
 
 

@@ -26,7 +26,6 @@ import numpy as np
 import rawpy
 from absl import flags
 
-from tflite_isp.apps import ratio as ratio_mod
 from tflite_isp.apps.exported import Export, load_export
 from tflite_isp.apps.images import _band_rows, oriented, to_uint8, write_image, write_jpeg, write_png16
 from tflite_isp.apps.memory_plan import (
@@ -235,6 +234,7 @@ def export_folder(flag_values) -> str:
 def ratio_model_file(path) -> Path:
     """The ratio predictor's ``.tflite`` for ``--ratio_model`` (its folder or the file), checked before any work:
     a ratio manifest beside it (python -m tflite_isp.ratio writes one) and the file itself."""
+    from tflite_isp.apps import ratio as ratio_mod  # lazy: the ratio predictor only for --ratio auto
 
     path = Path(path)
     if path.is_dir():
@@ -271,6 +271,7 @@ def enhance_file(export: Export, raw: Path, out: Path, *, ratio, budget_mb: floa
         chosen = plan(export, hw, budget_mb, base, **options)
     if ratio == "auto":
 
+        from tflite_isp.apps import ratio as ratio_mod  # lazy: the ratio predictor only for --ratio auto
         model = ratio_model_file(ratio_model)
         ratio = ratio_mod.predict_ratio(model, frame.mosaic, frame.black, frame.white, pattern=frame.pattern,
                                         threads=threads)

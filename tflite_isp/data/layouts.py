@@ -22,9 +22,8 @@ import rawpy
 from PIL import Image
 
 from tflite_isp.core import atomic
+from tflite_isp.core.cache import cache_dir
 from tflite_isp.core.errors import UserError, fail
-from tflite_isp.data import synth
-from tflite_isp.data.synth import cache_dir
 from tflite_isp.raw import bayer, rawio
 
 LAYOUTS = ("mai21", "zurich", "sid")
@@ -320,9 +319,10 @@ def parse_data_flag(value: str):
         raise UserError(f"--data must be LAYOUT:PATH (layouts: {', '.join(LAYOUTS)}) or embedded:isp|lowlight, "
                         f"not {value!r}")
     if layout == "embedded":
-
         if path not in ("isp", "lowlight"):
             raise UserError(f"embedded data is 'isp' or 'lowlight', not {path!r}")
+        from tflite_isp.data import synth  # lazy: scikit-image's photos only when the embedded set is used
+
         return ("mai21" if path == "isp" else "sid"), synth.ensure_embedded(path)
     if layout not in LAYOUTS:
         raise UserError(f"unknown dataset layout {layout!r}; expected one of {', '.join(LAYOUTS)}")

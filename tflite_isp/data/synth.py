@@ -24,9 +24,8 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
-import skimage.data as data
-from skimage.transform import resize
 
+from tflite_isp.core.cache import cache_dir
 from tflite_isp.core.errors import UserError, fail
 from tflite_isp.raw import unprocess as up
 from tflite_isp.raw.dng import write_dng
@@ -95,6 +94,7 @@ def _progress(message: str) -> None:
 @lru_cache(maxsize=None)
 def load_photo(name: str) -> np.ndarray:
     """A bundled scikit-image photo as read-only float32 H x W x 3 in [0, 1] (no download)."""
+    import skimage.data as data  # lazy: scikit-image (and scipy) only when photos are read, not for enhance
 
     if name.startswith("motorcycle_"):
         left, right, _ = data.stereo_motorcycle()
@@ -125,6 +125,8 @@ def random_crop(photo, out_shape, jpeg: bool, rng, tries: int = 8) -> np.ndarray
         x = int(rng.integers(0, photo.shape[1] - wh[1] + 1))
         window = photo[y:y + wh[0], x:x + wh[1]]
         if tuple(wh) != tuple(out_shape):
+            from skimage.transform import resize  # lazy: scipy only when a set is generated
+
             window = resize(window, out_shape, order=1, anti_aliasing=True)
         if window.mean() >= 0.05 and window.std() >= 0.03:
             break
@@ -322,14 +324,6 @@ def make_lowlight(out_dir, *, seed: int = 0, scenes_per_photo=None, eval_scenes_
 
 
 MAKERS = {"isp": make_isp, "lowlight": make_lowlight}
-
-
-def cache_dir() -> Path:
-    """``$TFLITE_ISP_CACHE``, else ``$XDG_CACHE_HOME/tflite_isp``, else ``~/.cache/tflite_isp``."""
-    if os.environ.get("TFLITE_ISP_CACHE"):
-        return Path(os.environ["TFLITE_ISP_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "tflite_isp"
 
 
 def embedded_root(task: str, *, seed: int = 0) -> Path:
