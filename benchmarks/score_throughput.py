@@ -88,7 +88,7 @@ def parts(scorer, entry, split) -> dict:
     from tflite_isp.core import metrics
     from tflite_isp.data import pipeline
     from tflite_isp.run.litert import Runner
-    from tflite_isp.score import cli as score
+    from tflite_isp.score import scorer as score
 
     blacks, whites = score.check_fits(entry, split)
     runner = Runner(entry.path, threads=scorer.cfg.threads)
@@ -146,7 +146,7 @@ def main(argv=None) -> int:
 
     from tflite_isp.data import layouts, synth
     from tflite_isp.run import entries
-    from tflite_isp.score import cli as score
+    from tflite_isp.score import scorer as score
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

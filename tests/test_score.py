@@ -147,7 +147,41 @@ def test_tiled_equals_untiled_for_a_local_operator():
     np.testing.assert_allclose(padded[:-2, :-2], run_tiled(_local_net, x[:20, :30])[:-2, :-2], atol=1e-6)
 
 
+@pytest.mark.parametrize("shape, tile, margin, radius, multiple, label", [
+    ((32, 48), (32, 48), 8, 20.0, 16, "whole image"),  # exactly one tile
+    ((20, 30), (32, 48), 8, 20.0, 1, "fixed canvas"),  # mirror-padded into one tile
+    ((32, 64), (32, 48), 8, 20.0, 16, "tiled, inexact by 4 px"),  # 64 = 48 + 16: the cut keeps 16 px each side
+    ((32, 64), (32, 48), 8, 16.0, 16, "tiled, exact"),
+    ((1416, 2120), (544, 960), 136, 122.0, 16, "tiled, exact"),  # a SID frame, margin = radius
+    ((70, 90), (32, 48), 8, float("inf"), 1, "tiled, inexact (global receptive field)"),
+    ((20, 90), (32, 48), 12, 10.0, 1, "tiled on a mirror-padded canvas, cuts exact"),
+])
+def test_describe_says_how_a_fixed_file_sees_an_image(shape, tile, margin, radius, multiple, label):
+    from tflite_isp.run.tiling import describe
+
+    assert describe(shape, tile, margin=margin, radius=radius, multiple=multiple) == label
+
+
 # --- Exports shared by the command tests -------------------------------------------------------
+
+CANVAS = (64, 96)  # a fixed file twice the 32 x 64 packed SID test images: each is mirror-padded into it
+
+
+def _lively(run_dir):
+    """Kernels x1.5 and the head's bias at 0.3: an untrained U-Net whose output is mid-grey, not clipped to black,
+    and depends on its context (at Glorot scale it is nearly constant, so no protocol could change its PSNR)."""
+    from tflite_isp.nets import architectures
+
+    model = architectures.load(run_dir / "model.keras")
+    layers = [layer for layer in model.layers if layer.weights]
+    for layer in layers:
+        weights = layer.get_weights()
+        layer.set_weights([weights[0] * 1.5, *weights[1:]])
+    weights = layers[-1].get_weights()
+    layers[-1].set_weights([weights[0], np.full_like(weights[1], 0.3)])
+    model.save(str(run_dir / "model.keras"))
+    return run_dir
+
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory, isp_data, lowlight_data):
@@ -158,8 +192,10 @@ def exports(tmp_path_factory, isp_data, lowlight_data):
     small = make_run(root / "smallnet", "smallnet", f"mai21:{isp_data}")
     ex.run(ex.ExportConfig(source=str(small), precisions=("fp32", "int8"), **settings))
     sid = make_run(root / "sid_unet", "sid_unet", f"sid:{lowlight_data}", width_multiplier=0.125)
-    ex.run(ex.ExportConfig(source=str(sid), precisions=("fp32",), model_none=False, **settings))
-    return {"smallnet": small / "export", "sid_unet": sid / "export", "root": root}
+    ex.run(ex.ExportConfig(source=str(sid), precisions=("fp32",), model_none=False, **settings))  # an older export
+    whole = _lively(make_run(root / "sid_whole", "sid_unet", f"sid:{lowlight_data}", width_multiplier=0.125))
+    ex.run(ex.ExportConfig(source=str(whole), precisions=("fp32",), **{**settings, "size": CANVAS}))  # + model_none
+    return {"smallnet": small / "export", "sid_unet": sid / "export", "sid_whole": whole / "export", "root": root}
 
 
 def test_tiled_file_matches_the_dynamic_file_on_a_whole_image(exports, isp_data):
@@ -307,6 +343,64 @@ def test_lowlight_dng_scoring_has_the_libraw_row(exports, lowlight_data, tmp_pat
     assert model["details"]["tile"] == list(SIZE) and np.isfinite(model["psnr"])
 
 
+def _keras_whole_image_psnr(run_dir, data_root):
+    """Mean per-image PSNR of the run's model.keras on each whole test image (no padding, no tiles)."""
+    from tflite_isp.core import metrics
+    from tflite_isp.data import layouts, pipeline
+    from tflite_isp.nets import architectures, recipes
+
+    recipe = recipes.load_recipe(run_dir / "recipe.json")
+    model = architectures.load(run_dir / "model.keras")
+    split = layouts.open_split("sid", data_root, "test")
+    blacks, whites = layouts.input_levels(split, recipe.input)
+    multiple = architectures.input_multiple(recipe.model)
+    psnrs = []
+    for i, pair in enumerate(split.pairs):
+        mosaic, target = pipeline.read_pair(split, pair)
+        x = np.asarray(pipeline.model_input(mosaic, split.pattern, recipe.input, blacks[i], whites[i], pair.ratio))
+        assert x.shape[0] % multiple == 0 and x.shape[1] % multiple == 0  # the net takes it as it is
+        out = np.clip(model(x[None], training=False).numpy()[0], 0.0, 1.0)
+        psnrs.append(metrics.image_psnr(out, target))
+    return metrics.mean_psnr(psnrs), len(psnrs)
+
+
+def test_sid_unet_quality_is_the_whole_image_keras_quality(exports, lowlight_data, tmp_path):
+    """The MAI protocol: the export's model_none.tflite on each whole image gives the Keras model's own PSNR. The
+    fixed 64 x 96 file, each 32 x 64 packed test image mirror-padded into it (the old protocol), does not; an
+    export without model_none.tflite falls back to its fixed file (32 x 48: two tiles, the margin capped at a
+    quarter tile, far below the U-Net's receptive radius) and says so."""
+    from tflite_isp.score import scorer as score
+
+    keras_psnr, images = _keras_whole_image_psnr(exports["sid_whole"].parent, lowlight_data)
+
+    def row(folder, name, **settings):
+        cfg = score.ScoreConfig(models=(str(folder),), runs=1, warmup=0, baseline=False, report_images=0, log=False,
+                                out=str(tmp_path / name), **settings)
+        board = score.run(cfg)
+        assert board["data"]["images"] == images
+        (r,) = board["rows"]
+        assert r["status"] == "ok", r["error"]
+        return r
+
+    whole = row(exports["sid_whole"] / "fp32", "whole")
+    assert whole["quality"] == "whole image" and whole["details"]["quality_files"] == ["model_none.tflite"]
+    assert all(p["quality"] == "whole image" for p in whole["per_image"])
+    assert abs(whole["psnr"] - keras_psnr) <= 0.01
+    assert whole["details"]["tile"] == list(CANVAS)  # the timed file is still the fixed one
+    assert whole["path"].endswith("model.tflite")  # ... and so is its runtime
+
+    fixed = row(exports["sid_whole"] / "fp32", "fixed", whole_image_mb=0)  # every image over budget: fixed file
+    assert fixed["quality"] == "fixed canvas" and fixed["details"]["quality_files"] == ["model.tflite"]
+    assert abs(fixed["psnr"] - keras_psnr) > 0.01
+
+    old = row(exports["sid_unet"] / "fp32", "old")  # exported without model_none.tflite
+    assert old["quality"].startswith("tiled, inexact by ") and old["quality"].endswith(" (no dynamic model)")
+    assert old["details"]["no_dynamic_file"] == "exported without model_none.tflite"
+    md = (tmp_path / "old" / "leaderboard.md").read_text()
+    assert "quality from" in md and "(no dynamic model)" in md
+    assert "(no dynamic model)" in (tmp_path / "old" / "report.html").read_text()
+
+
 def test_default_job_trains_exports_and_scores(isp_data, tmp_path):
     """``python -m tflite_isp`` (the README's main command), shortened: train, export FP32 + INT8, score."""
     run_dir = tmp_path / "run"
@@ -351,7 +445,7 @@ def test_bit_depth_mismatch_damaged_files_and_an_empty_split(exports, isp_copy, 
 
 def test_zoo_trains_exports_and_scores_once(isp_data, tmp_path):
     """--zoo on one model with a few steps: a table in one call; a second call reuses the run and exports."""
-    from tflite_isp.score import cli as score
+    from tflite_isp.score import scorer as score
     from tflite_isp.score import zoo
 
     cfg = score.ScoreConfig(models=(), data=f"mai21:{isp_data}", runs=1, warmup=0, report_images=1, log=False)
@@ -381,7 +475,9 @@ def test_a_bare_tflite_needs_recipe_and_its_precision_is_read_off_the_file(expor
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {r["name"]: r for r in _board(out)["rows"]}
     assert set(rows) == {"smallnet fp32", "smallnet int8"}
-    # the same file scores the same with or without its manifest
+    assert rows["smallnet int8"]["quality"] == "tiled, exact (no dynamic model)"  # no manifest: no model_none
+    # the same file scores the same with or without its manifest (--whole_image_mb 0: the fixed file only)
     proc = run_module("tflite_isp.score", exports["smallnet"] / "int8", "--data", f"mai21:{isp_data}", "--runs", 1,
-                      "--warmup", 0, "--nobaseline", "--out", tmp_path / "m")
-    assert _board(tmp_path / "m")["rows"][0]["psnr"] == rows["smallnet int8"]["psnr"]
+                      "--warmup", 0, "--nobaseline", "--whole_image_mb", 0, "--out", tmp_path / "m")
+    row = _board(tmp_path / "m")["rows"][0]
+    assert row["psnr"] == rows["smallnet int8"]["psnr"] and row["quality"] == "tiled, exact"

@@ -12,7 +12,7 @@ from tflite_isp.core import cli
 from tflite_isp.core.errors import UserError
 from tflite_isp.export import exporter
 from tflite_isp.export.config import ExportConfig
-from tflite_isp.score import cli as score
+from tflite_isp.score import scorer
 from tflite_isp.train import loop
 from tflite_isp.train.cli import config_from_flags
 
@@ -32,8 +32,8 @@ def main(argv) -> int:
             print(f"FAILED {failure}", file=sys.stderr)
         exported = [str(Path(run_dir) / "export" / p) for p in DEFAULT_PRECISIONS
                     if (Path(run_dir) / "export" / p / "model.tflite").is_file()]
-        board = score.run(score.ScoreConfig(models=tuple(exported), threads=cli.FLAGS.threads,
-                                            out=str(Path(run_dir) / "score"), bad_files=cli.FLAGS.bad_files))
+        board = scorer.run(scorer.ScoreConfig(models=tuple(exported), threads=cli.FLAGS.threads,
+                                                out=str(Path(run_dir) / "score"), bad_files=cli.FLAGS.bad_files))
         failed = [r for r in board["rows"] if r["status"] != "ok"]
         return 1 if cfg.gate_failures or failed else 0
 

@@ -218,6 +218,27 @@ def count_macs(model: TFLiteModel) -> int | None:
 
 
 
+DTYPE_BYTES = {"float64": 8, "int64": 8, "float32": 4, "int32": 4, "uint32": 4, "float16": 2, "int16": 2,
+               "uint16": 2, "int8": 1, "uint8": 1, "bool": 1}
+
+
+def tensor_bytes(t: TensorInfo) -> int:
+    """Bytes of one tensor at its static shape (a dynamic dimension counts as its placeholder, usually 1)."""
+    return int(np.prod([max(int(d), 1) for d in t.shape], dtype=np.int64)) * DTYPE_BYTES.get(t.dtype, 4)
+
+
+def activation_bytes(model: TFLiteModel, *, as_float: bool = False) -> int:
+    """Bytes of every activation tensor (op outputs, not weights) at the file's static shapes, with no reuse
+    between them; ``as_float`` counts each value as float32 (a quantised file resized at run time is not all
+    taken by XNNPACK, and LiteRT's own kernels hold float copies). Score's whole-image memory estimate."""
+    size = 0
+    for op in model.ops:
+        for t in op.outputs:
+            if not t.is_constant:
+                size += tensor_bytes(t) // DTYPE_BYTES.get(t.dtype, 4) * 4 if as_float else tensor_bytes(t)
+    return size
+
+
 def refit(data: bytes, height: int, width: int) -> bytes:
     """A fixed-shape ``.tflite`` rewritten for a (1, height, width, C) input: same ops, weights and quantisation.
 

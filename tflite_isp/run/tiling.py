@@ -103,6 +103,43 @@ def padded_window(image: np.ndarray, y: int, x: int, th: int, tw: int) -> np.nda
     return image[rows[:, None], cols[None, :]]
 
 
+def kept_margin(length: int, size: int, margin: int, multiple: int = 1):
+    """The least distance (packed px) from a kept pixel to the cut edge of its tile along one axis of padded
+    ``length``; None when the axis takes one tile (no cut)."""
+    spans = axis_spans(length, size, margin, multiple)
+    if len(spans) == 1:
+        return None
+    gaps = [s.keep_from - s.start for s in spans[1:]] + [s.start + size - s.keep_to for s in spans[:-1]]
+    return min(gaps)
+
+
+def describe(shape, tile, *, margin: int, radius: float, multiple: int = 1) -> str:
+    """How a fixed-size file of input ``tile`` (th, tw) sees one image of packed ``shape`` (h, w), against running
+    the whole image (padded to the input multiple) at once:
+
+    - ``whole image``: the image is exactly one tile;
+    - ``fixed canvas``: one tile, the image mirror-padded into it (pixels within ``radius`` of the padded edges see
+      the mirror, not the net's border handling);
+    - ``tiled, exact``: cuts at least ``radius`` from every kept pixel, so the stitched output is the whole-image one;
+    - ``tiled, inexact by N px``: the cuts come N packed px too close (``radius`` minus the kept margin);
+    - ``tiled, inexact (global receptive field)``: a net that pools the whole image is never exact under tiling;
+    - ``tiled on a mirror-padded canvas, cuts ...``: larger than the tile along one axis, smaller along the other.
+    """
+    padded = any(padded_size(n, t, multiple) > round_up(n, multiple) for n, t in zip(shape, tile))
+    cuts = [k for k in (kept_margin(padded_size(n, t, multiple), t, margin, multiple) for n, t in zip(shape, tile))
+            if k is not None]
+    if not cuts:
+        return "fixed canvas" if padded else "whole image"
+    least = min(cuts)
+    if not math.isfinite(radius):
+        how = "inexact (global receptive field)"
+    elif least >= radius:
+        how = "exact"
+    else:
+        how = f"inexact by {math.ceil(radius - least)} px"
+    return f"tiled on a mirror-padded canvas, cuts {how}" if padded else f"tiled, {how}"
+
+
 def tile_count(shape, tile, *, margin: int = DEFAULT_MARGIN, multiple: int = 1) -> int:
     """How many model runs one image of packed ``shape`` (h, w) takes."""
     if not tile:
@@ -111,5 +148,5 @@ def tile_count(shape, tile, *, margin: int = DEFAULT_MARGIN, multiple: int = 1) 
     return len(axis_spans(ph, tile[0], margin, multiple)) * len(axis_spans(pw, tile[1], margin, multiple))
 
 
-__all__ = ["DEFAULT_MARGIN", "UNBOUNDED_MARGIN", "Span", "axis_spans", "exact_margin", "padded_window", "run_tiled",
-           "tile_count"]
+__all__ = ["DEFAULT_MARGIN", "UNBOUNDED_MARGIN", "Span", "axis_spans", "describe", "exact_margin", "kept_margin",
+           "padded_window", "run_tiled", "tile_count"]

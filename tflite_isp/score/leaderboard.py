@@ -27,6 +27,7 @@ COLUMNS = (
     ("psnr", "PSNR dB", "{:.3f}"),
     ("psnr_pooled", "PSNR pooled", "{:.3f}"),
     ("ssim", "SSIM", "{:.4f}"),
+    ("quality", "quality from", "{}"),
     ("runtime_ms", "runtime ms", "{:,.1f}"),
     ("runtime_source", "runtime source", "{}"),
     ("score", "MAI score", "{:.3f}"),

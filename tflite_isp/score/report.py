@@ -61,6 +61,8 @@ table#leaderboard { border-collapse: collapse; margin-top: 12px; font-variant-nu
 .badge.below { background: #fde4e1; color: #b42318; }
 .badge.fail { background: #b42318; color: #fff; }
 .src { color: #8a94a6; font-size: 12px; margin-left: 4px; }
+#leaderboard td.quality { font-size: 13px; max-width: 260px; }
+#leaderboard td.quality.approx { color: #9a5b00; }
 .path { color: #8a94a6; font-size: 12px; }
 .scroll { overflow-x: auto; }
 .crops { display: grid; gap: 6px 12px; align-items: start; }
@@ -287,6 +289,15 @@ def runtime_cell(row: dict) -> str:
     return f'<td class="num">{text}</td>'
 
 
+def quality_cell(row: dict) -> str:
+    """How the row's PSNR/SSIM were produced (whole image, tiled, fixed canvas), flagged when not exact."""
+    how = row.get("quality")
+    if not how:
+        return f"<td>{DASH}</td>"
+    exact = how == "whole image" or how == "tiled, exact"
+    return f'<td class="quality{"" if exact else " approx"}">{esc(how)}</td>'
+
+
 def table_row(row: dict, rank, baseline) -> str:
     """One leaderboard <tr>."""
     ok = row.get("status") == "ok"
@@ -296,9 +307,9 @@ def table_row(row: dict, rank, baseline) -> str:
              f"<td>{esc(row.get('precision') or DASH)}</td>", f"<td>{esc(row.get('framework') or DASH)}</td>"]
     if ok:
         cells += [f'<td class="num">{number(row.get(key), d)}</td>' for key, _, d in NUMERIC_COLUMNS]
-        cells += [runtime_cell(row), f'<td class="num">{number(row.get("score"), 2)}</td>']
+        cells += [quality_cell(row), runtime_cell(row), f'<td class="num">{number(row.get("score"), 2)}</td>']
     else:
-        span = len(NUMERIC_COLUMNS) + 2
+        span = len(NUMERIC_COLUMNS) + 3
         cells.append(f'<td class="error" colspan="{span}">{esc(row.get("error") or "failed (no error message)")}</td>')
     status = "ok" if ok else "failed"
     return (f'<tr class="{classes}" data-status="{status}" data-name="{esc(row.get("name", ""))}">'
@@ -309,7 +320,7 @@ def table_html(rows: list, baseline) -> str:
     """The leaderboard table; ok rows ranked in board order, failed rows unranked."""
     head = ['<th class="num">#</th>', "<th>Model</th>", "<th>Precision</th>", "<th>Framework</th>"]
     head += [f'<th class="num">{esc(title)}</th>' for _, title, _ in NUMERIC_COLUMNS]
-    head += ['<th class="num">Runtime ms</th>', '<th class="num">MAI score</th>']
+    head += ["<th>Quality from</th>", '<th class="num">Runtime ms</th>', '<th class="num">MAI score</th>']
     body, rank = [], 0
     for row in rows:
         ok = row.get("status") == "ok"
@@ -417,6 +428,12 @@ def legend_html(board: dict, baseline) -> str:
                      f'{baseline[1]:.2f} dB). A dash means not measured.</p>')
     else:
         parts.append('<p class="note">A dash means not measured.</p>')
+    parts.append('<p class="note"><em>Quality from</em>: <em>whole image</em> is the dynamic-shape '
+                 '<code>model_none.tflite</code> on each whole test image (the MAI 2021 protocol); <em>tiled, '
+                 'exact</em> stitches tiles cut at least the receptive radius from every kept pixel (the same '
+                 'output); <em>inexact by N px</em> means the cuts came N packed pixels too close, and <em>fixed '
+                 'canvas</em> that the image was mirror-padded into the fixed-size <code>model.tflite</code>. Rows in '
+                 'amber are not the whole-image figure.</p>')
     return "".join(parts)
 
 
