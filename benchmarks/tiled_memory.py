@@ -297,7 +297,7 @@ def markdown(report: dict) -> str:
               f"- Model: `{s['model_dir']}` (INT8, int8 in/out), {s['threads']} LiteRT threads (XNNPACK, the default "
               f"delegate). Whole frame: the packed frame padded to {padded} (multiple {s['multiple']}) run once "
               "through `tiling.run_tiled(..., tile=None)`, with `model_none.tflite` (dynamic H, W; resized by "
-              "`runtime.Runner`) and with `model.tflite` refitted to that size (`flatbuffer.refit`: the "
+              "`runtime.Runner`) and with `model.tflite` refitted to that size (`refit.refit`: the "
               "input, activation and TRANSPOSE_CONV output shapes scaled; ops, weights and quantisation "
               "untouched). Tiled: `model.tflite` at 544x960 through `tiling.run_tiled` "
               "(tiles per margin: " + ", ".join(f"{k}: {n}" for k, n in s["tiles"].items()) + ").",
@@ -347,6 +347,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     from tflite_isp.run import flatbuffer, receptive_field, tiling
+    from tflite_isp.run.refit import refit
 
     t_start = time.perf_counter()
     out = Path(args.out)
@@ -375,7 +376,7 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         padded = report["settings"]["padded_whole"]
         fitted = tmp / f"model_{padded[0]}x{padded[1]}.tflite"
-        fitted.write_bytes(flatbuffer.refit((folder / "model.tflite").read_bytes(), *padded))
+        fitted.write_bytes(refit((folder / "model.tflite").read_bytes(), *padded))
         refs = {}
         for name, model in (("whole_none", folder / "model_none.tflite"), ("whole_fixed", fitted)):
             log(f"{name}: {model.name} on the whole frame, {padded[0]}x{padded[1]} packed")

@@ -6,6 +6,7 @@ from conftest import make_run, run_module
 from tflite_isp.apps import enhance, exported, images, memory_plan
 from tflite_isp.raw import dng
 from tflite_isp.run import flatbuffer
+from tflite_isp.run.refit import refit
 
 XYZ_TO_CAM = [[0.6722, -0.0635, -0.0963], [-0.4287, 1.2460, 0.2028], [-0.0908, 0.2162, 0.5668]]
 
@@ -51,8 +52,8 @@ def test_tiled_equals_whole_frame(export_dir, tmp_path):
 
 def test_refit_keeps_ops_and_weights(export_dir):
     data = (export_dir / "model.tflite").read_bytes()
-    assert flatbuffer.refit(data, 32, 48) == data
-    big = flatbuffer.parse(flatbuffer.refit(data, 64, 96))
+    assert refit(data, 32, 48) == data
+    big = flatbuffer.parse(refit(data, 64, 96))
     small = flatbuffer.parse(data)
     assert big.inputs[0].shape == (1, 64, 96, 4) and big.outputs[0].shape == (1, 128, 192, 3)
     assert [o.name for o in big.ops] == [o.name for o in small.ops]

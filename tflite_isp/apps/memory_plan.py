@@ -10,6 +10,7 @@ import numpy as np
 from tflite_isp.apps.exported import Export
 from tflite_isp.core.errors import UserError
 from tflite_isp.run import flatbuffer, tiling
+from tflite_isp.run.refit import refit as refit_file
 
 TILE_SIDES = (2048, 1536, 1024, 768, 512, 384, 256, 192, 128, 96, 64, 48, 32)  # packed pixels, largest first
 
@@ -146,7 +147,7 @@ def peak_mb(base_mb: float, phases: dict, tile_mb: float) -> float:
 
 def refit(export: Export, tile: tuple) -> bytes:
 
-    return export.data if tuple(tile) == tuple(export.tile) else flatbuffer.refit(export.data, *tile)
+    return export.data if tuple(tile) == tuple(export.tile) else refit_file(export.data, *tile)
 
 
 def tile_candidates(export: Export, packed_hw: tuple) -> list:
