@@ -77,7 +77,7 @@ def _old_quality(row: dict) -> str:
     return f"fixed {tile[0]}x{tile[1]} canvas" if tile else "?"
 
 
-def to_markdown(report: dict) -> str:
+def protocol_page(report: dict) -> str:
     d = report["data"]
     m = report["machine"]
     lines = [
@@ -156,8 +156,8 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "score_protocol.json", json.dumps(report, indent=2) + "\n")
-    write_atomic(out / "score_protocol.md", to_markdown(report))
-    print(to_markdown(report))
+    write_atomic(out / "score_protocol.md", protocol_page(report))
+    print(protocol_page(report))
     return 0
 
 
