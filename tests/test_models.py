@@ -63,6 +63,59 @@ def test_saved_model_round_trip_without_lambda(tmp_path, name):
     np.testing.assert_allclose(again(x).numpy(), model(x).numpy(), atol=1e-6)
 
 
+def _kernels(model):
+    """Every kernel (rank > 1 weight: convs, transposed convs, depthwise) by layer and weight name."""
+    return {w.name: w.numpy() for w in model.weights if len(w.shape) > 1}
+
+
+def _build_seeded(model_section, seed):
+    keras.utils.set_random_seed(seed)  # what train does with --seed before it builds the model
+    return architectures.build(model_section)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_no_two_kernels_start_identical(name):
+    """Each layer draws its own initial weights: no two kernels of the same shape are equal (PUNET once shared
+    one seeded initialiser, which made every same-shaped kernel a copy)."""
+    kernels = sorted(_kernels(_build_seeded(recipes.load_recipe(name).model, 0)).items())
+    assert len(kernels) > 1
+    for i, (a, ka) in enumerate(kernels):
+        assert np.std(ka) > 0, f"{a} is constant"
+        for b, kb in kernels[i + 1:]:
+            if ka.shape == kb.shape:
+                assert not np.array_equal(ka, kb), f"{a} and {b} start identical"
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_initial_weights_follow_the_seed(name):
+    """The same seed builds the same weights (biases included); another seed builds other kernels."""
+    section = recipes.load_recipe(name).model
+    first = _build_seeded(section, 3).get_weights()
+    again = _build_seeded(section, 3).get_weights()
+    other = _kernels(_build_seeded(section, 4))
+    assert len(first) == len(again)
+    for x, y in zip(first, again):
+        np.testing.assert_array_equal(x, y)
+    for key, kernel in _kernels(_build_seeded(section, 3)).items():
+        assert not np.array_equal(kernel, other[key]), f"{key} does not depend on the seed"
+
+
+@pytest.mark.parametrize("init", ["reference", "he_normal", "glorot_uniform"])
+def test_punet_init_setting(init):
+    """PUNET's ``[model] init``: the reference's std 0.01 truncated normal, or a fan-in-scaled one."""
+    from tflite_isp.nets.punet import INITS
+
+    assert init in INITS
+    section = {**recipes.load_recipe("punet").model, "init": init}
+    kernel = _build_seeded(section, 0).get_layer("mid1a").kernel.numpy()  # 3x3x128x256, fan-in 1152
+    # std of a normal truncated at 2 sigma is 0.8796 sigma (HeNormal rescales for it); Glorot: 2 / (fan in + out)
+    expected = {"reference": 0.01 * 0.8796, "he_normal": (2 / 1152) ** 0.5, "glorot_uniform": (2 / 3456) ** 0.5}
+    expected = expected[init]
+    assert abs(kernel.std() / expected - 1) < 0.05
+    with pytest.raises(ValueError, match="no init 'xavier'"):
+        architectures.build({**section, "init": "xavier"})
+
+
 @pytest.mark.parametrize("name,size", [("smallnet", 32), ("sid_unet", 32), ("punet", 32)])
 def test_each_model_learns_on_real_pairs(isp_data, name, size):
     """A few optimizer steps on one batch of the generated data lower the loss."""
