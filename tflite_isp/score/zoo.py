@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,7 +33,11 @@ def _command(module: str, args: list, what: str, log) -> None:
     """``python -m tflite_isp.MODULE ARGS`` as a child process (its progress goes to our stderr); its one-line
     error becomes ours. The zoo drives train and export as commands, so scoring never imports training."""
     cmd = [sys.executable, "-m", f"tflite_isp.{module}", *map(str, args)]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with tempfile.TemporaryFile() as out:
+        with subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE) as child:
+            stderr = _relay(child.stderr)  # progress bars rewrite one line with \r: pass bytes on as they come
+        out.seek(0)
+        proc = subprocess.CompletedProcess(cmd, child.returncode, out.read().decode(errors="replace"), stderr)
     gate = [line for line in proc.stderr.splitlines() if line.startswith("FAILED ")]
     if proc.returncode == 1 and gate:  # a fidelity gate failed: that precision is not written, its row says so
         log(f"zoo: {what}: " + "; ".join(gate))
@@ -41,6 +46,19 @@ def _command(module: str, args: list, what: str, log) -> None:
         errors = [line for line in lines if line.startswith("error: ")]
         raise UserError(f"{what} failed: {(errors or lines or ['exit code %d' % proc.returncode])[-1]}")
     log(proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else f"{what}: done")
+
+
+def _relay(stream, keep: int = 1 << 16) -> str:
+    """Copy a child's stderr to ours as it arrives; return its last ``keep`` bytes as text (for the error line)."""
+    tail, sink = b"", getattr(sys.stderr, "buffer", None)
+    for chunk in iter(lambda: stream.read1(4096), b""):
+        if sink is not None:
+            sink.write(chunk)
+        else:
+            sys.stderr.write(chunk.decode(errors="replace"))
+        sys.stderr.flush()
+        tail = (tail + chunk)[-keep:]
+    return tail.decode(errors="replace")
 
 
 def train_args(name: str, run_dir: Path, *, data: str, steps: int, seed: int, **settings) -> list:
