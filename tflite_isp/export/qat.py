@@ -54,7 +54,9 @@ class PassThroughQuantizeConfig(OutputQuantizeConfig):
 
 #: the project's layers without a tfmot default, and how they quantise
 CUSTOM_CONFIGS = {PixelShuffle: PassThroughQuantizeConfig, Normalise: OutputQuantizeConfig,
-                  keras.layers.Rescaling: OutputQuantizeConfig, keras.layers.Multiply: OutputQuantizeConfig}
+                  keras.layers.Rescaling: OutputQuantizeConfig, keras.layers.Multiply: OutputQuantizeConfig,
+                  # tfmot has no PReLU entry; its alpha is a weight the converter quantises on its own
+                  keras.layers.PReLU: OutputQuantizeConfig}
 
 
 def _scope():
@@ -77,7 +79,7 @@ def annotate(model, source: str = "model"):
         if registry.supports(layer):
             return Q.quantize_annotate_layer(layer)
         raise fail(source, f"layer {layer.name!r} ({type(layer).__name__}) cannot be annotated for "
-                           "quantization-aware training: give its class a QuantizeConfig in tflite_isp/qat.py")
+                           "quantization-aware training: give its class a QuantizeConfig in tflite_isp/export/qat.py")
 
     if not getattr(model, "_is_graph_network", False):
         raise fail(source, f"QAT needs a functional tf_keras model, not {type(model).__name__}")
