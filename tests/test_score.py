@@ -3,6 +3,7 @@ seamless tiling, the leaderboard with its LibRaw baseline row, runtime sources a
 import csv
 import hashlib
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -450,14 +451,42 @@ def test_zoo_trains_exports_and_scores_once(isp_data, tmp_path):
 
     cfg = score.ScoreConfig(models=(), data=f"mai21:{isp_data}", runs=1, warmup=0, report_images=1, log=False)
     board = zoo.run(cfg, score.run, models=("smallnet",), steps=3, root=tmp_path / "zoo", patch=64, batch=2)
-    assert {r["name"] for r in board["rows"]} == {"smallnet fp32", "smallnet int8", "LibRaw AHD (classical ISP)"}
-    assert all(r["status"] == "ok" for r in board["rows"])
+    assert {r["name"] for r in board["rows"]} == {"smallnet fp16", "smallnet int8", "LibRaw AHD (classical ISP)"}
+    assert all(r["status"] == "ok" and r["score"] is not None for r in board["rows"])
+    assert board["protocol"]["name"] == "mai21"
     model = tmp_path / "zoo" / "smallnet" / "model.keras"
     manifest = tmp_path / "zoo" / "smallnet" / "export" / "int8" / "manifest.json"
     stamps = model.stat().st_mtime_ns, manifest.stat().st_mtime_ns
-    board = zoo.run(cfg, score.run, models=("smallnet",), steps=3, root=tmp_path / "zoo", patch=64, batch=2)
+    # The MAI 2022 protocol on the same exports: only the FP16 file, PSNR and runtime, no score formula.
+    board = zoo.run(replace(cfg, protocol="mai22"), score.run, models=("smallnet",), steps=3, root=tmp_path / "zoo",
+                    patch=64, batch=2)
     assert (model.stat().st_mtime_ns, manifest.stat().st_mtime_ns) == stamps
+    assert {r["name"] for r in board["rows"]} == {"smallnet fp16", "LibRaw AHD (classical ISP)"}
+    assert all(r["status"] == "ok" and r["score"] is None and r["psnr"] > 0 for r in board["rows"])
+    fp16 = next(r for r in board["rows"] if r["name"] == "smallnet fp16")
+    assert "not the mobile GPU" in fp16["runtime_source"] and fp16["runtime_ms"] > 0
+    assert "mai22" in board["headline"] and "not implemented" in board["headline"]
     assert (tmp_path / "zoo" / "score" / "leaderboard.md").is_file()
+
+
+def test_mai22_protocol_times_on_the_phone_gpu_and_takes_only_fp16(exports, tmp_path):
+    """adb:SERIAL becomes adb:SERIAL:gpu, another delegate is refused; an INT8 file is not a mai22 submission."""
+    from tflite_isp.core.errors import UserError
+    from tflite_isp.score import protocols
+
+    mai21, mai22 = protocols.get("mai21"), protocols.get("mai22")
+    assert protocols.runtime_spec(mai22, "adb:R5C") == "adb:R5C:gpu"
+    assert protocols.runtime_spec(mai22, "adb") == "adb::gpu"
+    assert protocols.runtime_spec(mai22, "local") == "local"
+    assert protocols.runtime_spec(mai21, "adb:R5C:nnapi") == "adb:R5C:nnapi"
+    with pytest.raises(UserError, match="mai22 times the file with the phone's gpu delegate"):
+        protocols.runtime_spec(mai22, "adb:R5C:nnapi")
+    with pytest.raises(UserError, match="--protocol must be one of mai21, mai22"):
+        protocols.get("mai23")
+    proc = run_module("tflite_isp.score", exports["smallnet"] / "int8" / "model.tflite", "--protocol", "mai22",
+                      "--out", tmp_path / "s", "--runs", 1, "--warmup", 0, "--nobaseline")
+    assert proc.returncode == 1
+    assert "--protocol mai22 scores the FP16 file; this file is int8 (export it with --fp16)" in proc.stderr
 
 
 def test_a_bare_tflite_needs_recipe_and_its_precision_is_read_off_the_file(exports, isp_data, tmp_path):

@@ -25,6 +25,8 @@ from tflite_isp.score.scorer import ScoreConfig, run
 FLAGS = flags.FLAGS
 flags.DEFINE_string("split", "test", "Dataset split to score on.")
 flags.DEFINE_string("runtime", "local", "Runtime source: local, adb[:SERIAL][:DELEGATE] or jetson:HOST.")
+flags.DEFINE_enum("protocol", "mai21", ["mai21", "mai22"], "Challenge protocol: mai21 (any precision, additive MAI "
+                  "2021 score) or mai22 (the FP16 file, timed on a phone's GPU; PSNR and runtime, no score formula).")
 flags.DEFINE_string("runtime_json", None, "Runtimes measured elsewhere (schema: tflite_isp/run/records.py).")
 flags.DEFINE_integer("tile_margin", None, "Tile overlap per side in packed pixels for images larger than the model "
                                          "(default: the file's receptive radius, at most a quarter of the tile).")
@@ -47,7 +49,7 @@ def config_from_flags(models) -> ScoreConfig:
         runtime_json=FLAGS.runtime_json, threads=FLAGS.threads, runs=FLAGS.runs, warmup=FLAGS.warmup,
         tile_margin=FLAGS.tile_margin, whole_image_mb=FLAGS.whole_image_mb, max_images=FLAGS.max_images,
         report_images=FLAGS.report_images, baseline=FLAGS.baseline, recipe=FLAGS.recipe, out=FLAGS.out,
-        bad_files=FLAGS.bad_files,
+        bad_files=FLAGS.bad_files, protocol=FLAGS.protocol,
         benchmark_binary=FLAGS.benchmark_binary, ssh_config=FLAGS.ssh_config, board_python=FLAGS.board_python)
 
 

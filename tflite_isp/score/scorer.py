@@ -19,7 +19,7 @@ from tflite_isp.raw import bayer
 from tflite_isp.run import flatbuffer, receptive_field, records, tiling
 from tflite_isp.run.entries import Entry, make_entry, model_files, unique_names
 from tflite_isp.run.litert import Runner
-from tflite_isp.score import baseline, leaderboard, report, sources
+from tflite_isp.score import baseline, leaderboard, protocols, report, sources
 
 FRAMEWORK = "TFLite (LiteRT, XNNPACK)"
 CROP = 256  # report crops, output pixels
@@ -47,6 +47,7 @@ class ScoreConfig:
     benchmark_binary: str | None = None  # device harnesses: see sources.parse
     ssh_config: str | None = None
     board_python: str = "python3"
+    protocol: str = "mai21"  # see tflite_isp.score.protocols
 
 # --- Data ------------------------------------------------------------------------------------
 
@@ -186,6 +187,8 @@ class Scorer:
 
     def __init__(self, cfg: ScoreConfig, split, source):
         self.cfg, self.split, self.source = cfg, split, source
+        self.protocol = protocols.get(cfg.protocol)
+        self.local_runtime = cfg.runtime == "local" and not cfg.runtime_json
         self.samples: list = []
 
     def log(self, message: str) -> None:
@@ -312,9 +315,9 @@ class Scorer:
             entry.name, model=entry.recipe.name, precision=entry.precision, framework=FRAMEWORK,
             path=str(entry.path), size_kb=round(entry.details["size_kb"], 2),
             macs_g=round(macs / 1e9, 3) if macs is not None else None, **quality,
-            runtime_ms=round(measured.ms, 3), runtime_source=measured.source,
-            score=round(leaderboard.mai_score(quality["psnr"], measured.ms / 1000.0), 4),
-            runtime=measured.details)
+            runtime_ms=round(measured.ms, 3), runtime_source=protocols.runtime_label(self.protocol, measured.source,
+                                                                                    self.local_runtime),
+            score=protocols.score(self.protocol, quality["psnr"], measured.ms / 1000.0), runtime=measured.details)
 
     def baseline_row(self) -> dict:
         """The classical ISP on the same RAW inputs, scored by the same code, timed here at Full HD."""
@@ -326,32 +329,38 @@ class Scorer:
         return leaderboard.new_row(
             name, model="libraw", precision="—", framework=f"LibRaw {baseline.libraw_version()} (rawpy)",
             baseline=True, **quality, runtime_ms=round(timing["median_ms"], 3), runtime_source="local (LibRaw)",
-            score=round(leaderboard.mai_score(quality["psnr"], timing["median_ms"] / 1000.0), 4),
+            score=protocols.score(self.protocol, quality["psnr"], timing["median_ms"] / 1000.0),
             runtime=timing, details={"describe": isp.describe(self.split)})
 
 
-def headline() -> str:
+def headline(protocol: protocols.Protocol) -> str:
     return ("PSNR is the mean of per-image PSNRs (dB, the headline); PSNR pooled is the PSNR of the MSE pooled over "
             "all pixels (MAI 2021 baseline code); SSIM as tf.image.ssim (11x11 Gaussian, sigma 1.5), averaged over "
             "images. Outputs clipped to [0, 1]. Quality as MAI 2021 scored submissions: the export's dynamic-shape "
             "model_none.tflite on each whole image, tiled (overlap = receptive radius) only past the memory budget; "
             "the quality column says how each row's was produced. Runtime: model.tflite at Full HD. "
-            "MAI score = PSNR + alpha * (0.2 - clip(t)) on the Full HD runtime t.")
+            f"Protocol {protocol.name} ({protocol.title}, {protocol.source}): {protocol.score_rule}")
 
 
 def run(cfg: ScoreConfig) -> dict:
     """Score every model (a failing one becomes a failed row), write the leaderboard and report; returns the board."""
 
-    source = sources.parse(cfg.runtime, cfg.runtime_json, threads=cfg.threads, runs=cfg.runs, warmup=cfg.warmup,
+    protocol = protocols.get(cfg.protocol)
+    runtime = protocols.runtime_spec(protocol, cfg.runtime)
+    source = sources.parse(runtime, cfg.runtime_json, threads=cfg.threads, runs=cfg.runs, warmup=cfg.warmup,
                             binary=cfg.benchmark_binary, ssh_config=cfg.ssh_config, board_python=cfg.board_python)
+    source.label = protocols.runtime_label(protocol, source.label, runtime == "local" and not cfg.runtime_json)
     entries, rows = [], []
     for arg in cfg.models:
         try:
+            found = []
             for path in model_files(arg):
                 try:
-                    entries.append(make_entry(path, arg, cfg.recipe))
+                    found.append(make_entry(path, arg, cfg.recipe))
                 except UserError as err:
                     rows.append(leaderboard.failed_row(str(path), str(err), path=str(path)))
+            if found:
+                entries += protocols.submissions(protocol, found, arg, Path(arg).is_file())
         except UserError as err:
             rows.append(leaderboard.failed_row(arg, str(err), path=arg))
     unique_names(entries)
@@ -362,8 +371,9 @@ def run(cfg: ScoreConfig) -> dict:
     for entry in entries:
         try:
             row = scorer.score_entry(entry)
+            score = f"  score {row['score']:.3f}" if row["score"] is not None else ""
             scorer.log(f"{row['name']}: PSNR {row['psnr']:.3f} dB  SSIM {row['ssim']:.4f}  "
-                       f"{row['runtime_ms']:.1f} ms  score {row['score']:.3f}")
+                       f"{row['runtime_ms']:.1f} ms{score}")
         except UserError as err:
             row = leaderboard.failed_row(entry.name, str(err), model=entry.recipe.name, precision=entry.precision,
                                          path=str(entry.path))
@@ -378,7 +388,8 @@ def run(cfg: ScoreConfig) -> dict:
     board = {"format": leaderboard.FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
              "data": {"layout": split.layout, "root": str(split.root), "split": split.name,
                       "images": len(split.pairs), "skipped": [list(s) for s in split.skipped]},
-             "headline": headline(), "runtime": source.label, "rows": leaderboard.sort_rows(rows)}
+             "headline": headline(protocol), "protocol": protocol.to_dict(), "runtime": source.label,
+             "rows": leaderboard.sort_rows(rows)}
     out = Path(cfg.out or f"scores/{time.strftime('%Y%m%d-%H%M%S')}")
     with atomic.staged_dir(out) as tmp:
         leaderboard.write(tmp, board)
