@@ -39,6 +39,8 @@ flags.DEFINE_boolean("baseline", True, "Include the classical LibRaw ISP row.")
 flags.DEFINE_boolean("zoo", False, "Train (if needed), export and score the built-in models on the embedded data.")
 flags.DEFINE_list("zoo_models", list(zoo.ZOO_MODELS), "Built-in models --zoo trains and scores.")
 flags.DEFINE_integer("zoo_steps", 0, "Cap each --zoo model's training at N steps (0: the recipe's schedule).")
+flags.DEFINE_float("zoo_fraction", 1.0, "Train each --zoo model for this share of its recipe's schedule (recipes are "
+                   "sized for about 20 minutes each on 2 CPU cores).")
 
 # --- CLI -------------------------------------------------------------------------------------
 
@@ -60,7 +62,7 @@ def main(argv) -> int:
             if models:
                 raise UserError("--zoo trains, exports and scores the built-in models; give no MODEL with it")
             board = zoo.run(config_from_flags(()), run, models=tuple(FLAGS.zoo_models), steps=FLAGS.zoo_steps,
-                            seed=FLAGS.seed)
+                            fraction=FLAGS.zoo_fraction, seed=FLAGS.seed)
         else:
             if not models:
                 raise UserError("usage: python -m tflite_isp.score MODEL [MODEL ...] [--data LAYOUT:PATH] "

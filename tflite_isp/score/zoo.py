@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tflite_isp.core.errors import UserError
+from tflite_isp.nets import recipes
 
 ZOO_MODELS = ("smallnet", "punet", "sid_unet", "csanet")
 ZOO_DIR = Path("runs/zoo")
@@ -71,9 +72,22 @@ def train_args(name: str, run_dir: Path, *, data: str, steps: int, seed: int, **
     return args
 
 
-def prepare(name: str, root: Path, *, data: str, steps: int, seed: int, log=print, **train_settings) -> Path:
-    """Train (unless done) and export (unless done) one built-in model; returns its export root."""
+def fraction_steps(name: str, fraction: float) -> int:
+    """That fraction of a built-in recipe's schedule, in optimizer steps (at least one)."""
+    if not 0 < fraction <= 1:
+        raise UserError(f"--zoo_fraction must be in (0, 1], not {fraction}")
+    train = recipes.load_recipe(name).train
+    return max(1, round(train["epochs"] * train["steps_per_epoch"] * fraction))
+
+
+def prepare(name: str, root: Path, *, data: str, steps: int, seed: int, log=print, fraction: float = 1.0,
+            **train_settings) -> Path:
+    """Train (unless done) and export (unless done) one built-in model; returns its export root.
+
+    ``steps`` caps the schedule; ``fraction`` < 1 shortens it to that share of the recipe's (same lr schedule)."""
     run_dir = Path(root) / name
+    if fraction < 1 and not steps:
+        steps = fraction_steps(name, fraction)
     if not trained(run_dir):
         log(f"zoo: training {name} into {run_dir}")
         _command("train", train_args(name, run_dir, data=data, steps=steps, seed=seed, **train_settings),
@@ -85,7 +99,7 @@ def prepare(name: str, root: Path, *, data: str, steps: int, seed: int, log=prin
     return run_dir / "export"
 
 
-def run(cfg, score, *, models=ZOO_MODELS, steps: int = 0, seed: int = 0, root: Path = ZOO_DIR,
+def run(cfg, score, *, models=ZOO_MODELS, steps: int = 0, seed: int = 0, root: Path = ZOO_DIR, fraction: float = 1.0,
         **train_settings) -> dict:
     """Prepare every zoo model on ``cfg.data`` (default: the embedded ISP set), then ``score(cfg)`` all their
     exports together; a model that fails to train or export is a failed row, the rest are scored.
@@ -100,7 +114,8 @@ def run(cfg, score, *, models=ZOO_MODELS, steps: int = 0, seed: int = 0, root: P
     roots = []
     for name in models:
         try:
-            roots.append(str(prepare(name, root, data=data, steps=steps, seed=seed, log=log, **train_settings)))
+            roots.append(str(prepare(name, root, data=data, steps=steps, seed=seed, log=log, fraction=fraction,
+                                     **train_settings)))
         except UserError as err:
             log(f"zoo: {name}: FAILED: {err}")
             roots.append(str(root / name / "export"))  # scored as a failed row naming what is missing
