@@ -1,10 +1,10 @@
 """One command, one table: every zoo model x precision at Full HD on this CPU, beside the CPU's measured peak.
 
-    .venv/bin/python benchmarks/suite.py                       # 3 models x fp32/fp16/int8, 1 and 2 threads; ~15 min
+    .venv/bin/python benchmarks/suite.py                       # every zoo model x fp32/fp16/int8, 1 and 2 threads
     .venv/bin/python benchmarks/suite.py --quick               # smoke check: 1 round, 3 runs (a few minutes)
     .venv/bin/python benchmarks/suite.py --models smallnet,sid_unet --precisions fp32,int8 --threads 2
 
-What it measures, per zoo model (smallnet, punet, sid_unet, csanet) and precision (fp32, fp16, int8):
+What it measures, per zoo model (every built-in recipe the zoo lists) and precision (fp32, fp16, int8):
 
 - the ``.tflite`` file's size, its parameters (elements of the constant weight and bias tensors, counted from
   the flatbuffer) and its multiply-accumulates per Full HD frame (``flatbuffer.count_macs``);
@@ -19,10 +19,10 @@ with TensorFlow (a FULLY_CONNECTED of 1024x4096 activations by a constant 4096x4
 one float32, one full-integer int8 calibrated on a representative dataset) timed exactly like the models, plus
 NumPy's float32 ``matmul`` of the same size (OpenBLAS, thread count set per process) as a cross-check.
 
-Files: fp32 and int8 are the zoo's exports (``runs/zoo/<model>/export/<precision>/model.tflite``; trained and
-exported by ``zoo.prepare`` when missing, as ``python -m tflite_isp.score --zoo`` does). fp16 is not a zoo
+Files: fp16 and int8 are the zoo's exports (``runs/zoo/<model>/export/<precision>/model.tflite``; trained and
+exported by ``zoo.prepare`` when missing, as ``python -m tflite_isp.score --zoo`` does). fp32 is not a zoo
 precision: it is exported from the same ``model.keras`` with the export command's own code
-(``export.run``, no fidelity images) into ``build/suite/<model>/fp16/`` (not into the zoo's export folder,
+(``export.run``, no fidelity images) into ``build/suite/<model>/fp32/`` (not into the zoo's export folder,
 where ``score --zoo`` would pick it up). The GEMM files go to ``build/suite/gemm/``. Existing files are reused.
 
 Every file x thread count is measured once per round; the order rotates from round to round, so the noise of a
@@ -108,7 +108,7 @@ def parse_args(argv):
                         "(default 0.8).")
     p.add_argument("--zoo-dir", default=str(REPO / "runs" / "zoo"), help="Zoo runs (default runs/zoo).")
     p.add_argument("--build-dir", default=str(REPO / "build" / "suite"),
-                   help="fp16 exports and GEMM files (default build/suite).")
+                   help="fp32 exports and GEMM files (default build/suite).")
     p.add_argument("--train-steps", type=nonnegative_int, default=0,
                    help="Only when a zoo model is missing: cap its training at N steps (default 0: the recipe's "
                         "schedule, as score --zoo).")
@@ -124,7 +124,7 @@ def parse_args(argv):
 # --- Files ---------------------------------------------------------------------------------------------------------
 
 def zoo_file(name: str, precision: str, args) -> Path:
-    """The zoo's export of ``name`` at ``precision`` (fp32/int8), trained and exported first when missing."""
+    """The zoo's export of ``name`` at ``precision`` (fp16/int8), trained and exported first when missing."""
     from tflite_isp.score import zoo
 
     root = Path(args.zoo_dir)
@@ -139,21 +139,21 @@ def zoo_file(name: str, precision: str, args) -> Path:
     return path
 
 
-def fp16_file(name: str, args) -> Path:
-    """fp16 export of the zoo run's model.keras into build/suite/<name>/fp16 (reused while newer than the model)."""
+def fp32_file(name: str, args) -> Path:
+    """fp32 export of the zoo run's model.keras into build/suite/<name>/fp32 (reused while newer than the model)."""
     from tflite_isp.export import exporter as export
 
     run_dir = Path(args.zoo_dir) / name
-    zoo_file(name, "fp32", args)  # the run must exist (trained if not)
+    zoo_file(name, "int8", args)  # the run must exist (trained if not)
     out = Path(args.build_dir) / name
-    path = out / "fp16" / "model.tflite"
+    path = out / "fp32" / "model.tflite"
     if path.is_file() and path.stat().st_mtime >= (run_dir / "model.keras").stat().st_mtime:
         return path
-    log(f"{name}: exporting fp16 from {run_dir / 'model.keras'} into {out / 'fp16'}")
+    log(f"{name}: exporting fp32 from {run_dir / 'model.keras'} into {out / 'fp32'}")
     t0 = time.perf_counter()
-    export.run(export.ExportConfig(source=str(run_dir), precisions=("fp16",), out=str(out), fidelity_images=0,
+    export.run(export.ExportConfig(source=str(run_dir), precisions=("fp32",), out=str(out), fidelity_images=0,
                                    model_none=False, log=False))
-    log(f"{name}: fp16 exported in {time.perf_counter() - t0:.0f} s")
+    log(f"{name}: fp32 exported in {time.perf_counter() - t0:.0f} s")
     return path
 
 
@@ -439,7 +439,7 @@ def markdown(report: dict) -> str:
               f"- {m['cpu']}, {m['usable_cores']} usable of {m['logical_cores']} logical cores"
               + (f", {m['memory_gib']} GiB" if m.get("memory_gib") else "")
               + f"; ai-edge-litert {m['ai_edge_litert']}, NumPy {m['numpy']}, Python {m['python']}, "
-                f"TensorFlow {m['tensorflow']} (building the GEMM and fp16 files only); {m['platform']}.",
+                f"TensorFlow {m['tensorflow']} (building the GEMM and fp32 files only); {m['platform']}.",
               f"- Load average (1, 5, 15 min): {report['load_average_start']} at start, "
               + ", ".join(f"{la} after round {i + 1}" for i, la in enumerate(report["load_average_rounds"]))
               + (f", {report['load_average_end']} at end" if report.get("load_average_end") else "") + ".",
@@ -477,11 +477,11 @@ def main(argv=None) -> int:
         summarise(report)
         return save_results(out, NAME, report, markdown)
 
-    # Files: zoo exports, fp16 exports, GEMMs.
+    # Files: zoo exports, fp32 exports, GEMMs.
     for name in args.models:
         for precision in args.precisions:
             log(f"file: {name} {precision}")
-            path = fp16_file(name, args) if precision == "fp16" else zoo_file(name, precision, args)
+            path = fp32_file(name, args) if precision == "fp32" else zoo_file(name, precision, args)
             report["files"][f"{name} {precision}"] = {"kind": "model", "model": name, "precision": precision,
                                                       **describe(path)}
     for precision in sorted({PEAK_FAMILY[p] for p in args.precisions}):
