@@ -187,9 +187,12 @@ def lint(model: TFLiteModel, targets=None) -> list:
     for rule in load_rules()["rules"]:
         if rule.get("precisions") and precision not in rule["precisions"]:
             continue
+        bounded = {"from", "until"} & set(rule.get("runtime", {}))
         for label, name, sdk, version in _targets(targets):
             if name not in rule["targets"] or not _in_range(version, rule.get("runtime", {}), version_key):
                 continue
+            if name == "any" and not bounded and any(f.rule == rule["id"] for f in findings):
+                continue  # a version-free rule on the CPU kernels: once, not once per runtime version
             if sdk is not None and name == "nnapi" and not _in_range(sdk, rule.get("sdk", {})):
                 continue
             ops = PATTERNS[rule["pattern"]](model) if "pattern" in rule else \
