@@ -1,12 +1,12 @@
 """``python -m tflite_isp.export``: a trained model -> verified ``.tflite`` files, one folder per precision.
 
     python -m tflite_isp.export RUN_DIR [--fp16 | --int8 | --int8-qat | --int16x8 | --dynamic | --all] [--onnx]
-    python -m tflite_isp.export check model.tflite --target nnapi:29 [--require-delegable nnapi:29]
+    python -m tflite_isp.export check model.tflite --target nnapi:29@2.4 [--require-delegable nnapi:29] [--strict]
 
 Each export folder holds ``model.tflite`` (fixed batch 1 at ``--size``, Full HD packed 544 x 960
 by default: AI Benchmark's PRO mode file), ``model_none.tflite`` (dynamic height and width,
 the MAI 2021 submission convention) and ``manifest.json``: recipe, IO convention and
-quantisation, ops, delegate verdicts and the fidelity figures measured on the validation split.
+quantisation, ops, delegate verdicts, lint findings and the fidelity figures measured on the validation split.
 """
 from __future__ import annotations
 
@@ -50,7 +50,10 @@ flags.DEFINE_boolean("onnx", False, "Also export ONNX (opset --opset) through tf
                                     "onnxruntime.")
 flags.DEFINE_integer("opset", 17, "ONNX opset.")
 flags.DEFINE_multi_string("target", None, "Delegate targets to check: xnnpack, gpu, nnapi[:SDK], hexagon, mediatek "
-                                          "(default: all).")
+                                          "(default: all), each optionally @VERSION, the TFLite runtime the device "
+                                          "ships on the TensorFlow numbering, e.g. nnapi:29@2.4, gpu@2.21; the lint "
+                                          "rules (converters/lint_rules.toml) use it (default: the pinned 2.21).")
+flags.DEFINE_boolean("strict", False, "check: lint warnings fail the check too (errors always do).")
 flags.DEFINE_multi_string("require_delegable", None, "Fail when any op would fall back to the CPU on this target.")
 
 
@@ -82,7 +85,7 @@ def main(argv) -> int:
         if args and args[0] == "check":
             if len(args) < 2:
                 raise UserError("usage: python -m tflite_isp.export check MODEL.tflite [--target nnapi:29]")
-            return check_command(args[1:], FLAGS.target or (), FLAGS.require_delegable or ())
+            return check_command(args[1:], FLAGS.target or (), FLAGS.require_delegable or (), FLAGS.strict)
         if len(args) != 1:
             raise UserError("usage: python -m tflite_isp.export RUN_DIR|MODEL.keras [--int8 ...] "
                             f"(got {len(args)} positional arguments)")

@@ -93,9 +93,19 @@ def _table_problem(raw: dict, table: dict):
 
 # ---- targets --------------------------------------------------------------------------------------------------
 
+def split_runtime(text: str) -> tuple:
+    """'nnapi:29@2.4' -> ('nnapi:29', '2.4'): the runtime version a device ships (for the lint rules), or None."""
+    spec, at, version = str(text).strip().partition("@")
+    parts = version.split(".")
+    if at and not (2 <= len(parts) <= 3 and all(p.isdigit() for p in parts)):
+        raise UserError(f"target {text!r}: the runtime version after '@' must look like 2.4 or 2.21.0")
+    return spec, (version or None)
+
+
 def parse_target(text: str) -> tuple:
-    """'nnapi:29' -> ('nnapi', 29); 'gpu' -> ('gpu', None); 'nnapi:fl7' -> ('nnapi', 1000007)."""
-    name, _, level = str(text).strip().lower().partition(":")
+    """'nnapi:29' -> ('nnapi', 29); 'gpu' -> ('gpu', None); 'nnapi:fl7' -> ('nnapi', 1000007); a runtime
+    version ('nnapi:29@2.4') is checked and left to the lint rules."""
+    name, _, level = split_runtime(text)[0].strip().lower().partition(":")
     known = known_targets()
     if name not in known:
         raise UserError(f"unknown target {name!r}; known: {', '.join(known)}")

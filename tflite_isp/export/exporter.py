@@ -134,7 +134,7 @@ class Exporter:
         self.log(f"{precision.name}: converting at 1x{h}x{w}x4")
         data = self.convert(model, precision, (1, h, w, 4))
         convert_s = time.perf_counter() - start
-        record, info = file_record(data, "model.tflite")
+        record, info = file_record(data, "model.tflite", cfg.targets)
         files = {"model.tflite": data}
         manifest = self._manifest_head(precision, record, convert_s)
         if qat_info:
@@ -146,7 +146,7 @@ class Exporter:
             manifest["debug_quant"] = debug
             if selective is not None:
                 data = files["model.tflite"] = selective
-                record, info = file_record(data, "model.tflite")
+                record, info = file_record(data, "model.tflite", cfg.targets)
                 manifest["file"] = record
 
         if cfg.model_none and debug and debug.get("selective"):
@@ -155,7 +155,7 @@ class Exporter:
             try:
                 none_data = self.convert(model, precision, (1, None, None, 4))
                 files["model_none.tflite"] = none_data
-                manifest["model_none"] = file_record(none_data, "model_none.tflite")[0]
+                manifest["model_none"] = file_record(none_data, "model_none.tflite", cfg.targets)[0]
             except UserError as err:
                 manifest["model_none"] = {"error": str(err)}
                 self.log(f"{precision.name}: no model_none.tflite ({err})")

@@ -8,6 +8,7 @@ from importlib import metadata
 from pathlib import Path
 
 from tflite_isp.core import atomic
+from tflite_isp.export import lint
 from tflite_isp.run import flatbuffer
 
 # --- One export ----------------------------------------------------------------------------
@@ -38,13 +39,13 @@ def io_record(tensor) -> dict:
     return d
 
 
-def file_record(data: bytes, name: str) -> tuple:
-    """(manifest record of a .tflite file, its parsed TFLiteModel)."""
+def file_record(data: bytes, name: str, targets=None) -> tuple:
+    """(manifest record of a .tflite file with its lint findings for ``targets``, its parsed TFLiteModel)."""
 
     info = flatbuffer.parse(data, name)
     return {"file": name, "size_bytes": len(data), "sha256": sha256(data),
             "inputs": [io_record(t) for t in info.inputs], "outputs": [io_record(t) for t in info.outputs],
-            "ops": info.to_dict()["ops"]}, info
+            "ops": info.to_dict()["ops"], "lint": lint.record(info, list(targets or ()) or None)}, info
 
 
 
