@@ -38,6 +38,8 @@ from tflite_isp.score.zoo import ZOO_MODELS
 
 NAME = "zoo"
 TARGETS = ("xnnpack", "gpu", "nnapi:30", "hexagon", "mediatek")
+#: lint targets: the export's own plus NNAPI on an older runtime (phones ship old ones)
+LINT_TARGETS = (*TARGETS, "nnapi:30@2.4")
 
 
 def parse_args(argv):
@@ -55,6 +57,14 @@ def parse_args(argv):
 
 def read_json(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def lint_findings(path: Path) -> list:
+    """The lint rules' findings on one file for LINT_TARGETS."""
+    from tflite_isp.export import lint  # lazy: the project's modules load after the argument check
+    from tflite_isp.run import flatbuffer
+
+    return [f.to_dict() for f in lint.lint(flatbuffer.read(path), list(LINT_TARGETS))]
 
 
 def model_record(name: str, run_dir: Path, rows: list) -> dict:
@@ -76,10 +86,14 @@ def model_record(name: str, run_dir: Path, rows: list) -> dict:
             "psnr_drop": (manifest.get("fidelity") or {}).get("psnr_drop"),
             "verdicts": {t: c["fully_delegable"] for t, c in manifest.get("compatibility", {}).items()},
             "cpu_fallback": {t: c["cpu_fallback"] for t, c in manifest.get("compatibility", {}).items()},
-            "lint": manifest.get("lint", {}).get("findings", []) if isinstance(manifest.get("lint"), dict) else [],
+            "lint": lint_findings(run_dir / "export" / precision / "model.tflite"),
             "row": {k: (row or {}).get(k) for k in ("status", "error", "psnr", "ssim", "runtime_ms", "score",
                                                      "macs_g", "quality")}}
     return record
+
+
+def _row(record: dict, precision: str) -> dict:
+    return (record["exports"].get(precision) or {}).get("row") or {}
 
 
 def _num(value, fmt):
@@ -95,17 +109,16 @@ def _lint(records: dict) -> str:
     found = []
     for precision, export in records.items():
         for f in export.get("lint") or []:
-            found.append(f"{precision} {f.get('severity', '?')} {f.get('rule', '?')}")
+            found.append(f"{precision} {f['severity']} {f['rule']} ({f['target']})")
     return "; ".join(sorted(set(found))) or "none"
 
 
 def to_markdown(report: dict) -> str:
     lines = ["# The zoo on the embedded ISP set", "", *header(report), ""]
     rows = []
-    for r in sorted(report["models"], key=lambda r: -((r["exports"].get("int8") or {}).get("row") or {}).get(
-            "score", -1e9) if ((r["exports"].get("int8") or {}).get("row") or {}).get("score") is not None else 1e9):
+    for r in sorted(report["models"], key=lambda r: -(_row(r, "int8").get("score") or -1e9)):
         i8, f16 = r["exports"].get("int8", {}), r["exports"].get("fp16", {})
-        i8row, f16row = i8.get("row") or {}, f16.get("row") or {}
+        i8row, f16row = _row(r, "int8"), _row(r, "fp16")
         rows.append([r["model"], _num(r["parameters"], "{:,}"), _num(i8row.get("macs_g"), "{:.2f}"),
                      f"{_num(r['steps'], '{:,}')} / {r['train_s'] / 60:.1f}",
                      _num(i8.get("size_kb"), "{:,.1f}"), _num(i8row.get("runtime_ms"), "{:,.1f}"),
@@ -119,8 +132,8 @@ def to_markdown(report: dict) -> str:
                        "INT8 verdicts", "lint findings"], rows)
     baseline = report.get("baseline")
     if baseline:
-        lines += ["", f"LibRaw baseline on the same split: PSNR {baseline['psnr']:.2f} dB, SSIM {baseline['ssim']:.3f}, "
-                      f"{baseline['runtime_ms']:.0f} ms."]
+        lines += ["", f"LibRaw baseline on the same split: PSNR {baseline['psnr']:.2f} dB, "
+                      f"SSIM {baseline['ssim']:.3f}, {baseline['runtime_ms']:.0f} ms."]
     lines += ["", "GMAC per Full HD frame (packed 544×960×4). Runtimes: model.tflite at Full HD on this CPU "
                   f"(LiteRT XNNPACK, {report['threads']} threads, median of {report['runs']} runs). MAI score = "
                   "PSNR + α·(0.2 − clip(t)) with this CPU's INT8 time: a local figure, not the challenge phone's. "
