@@ -117,7 +117,7 @@ def to_markdown(report: dict) -> str:
     lines = ["# The zoo on the embedded ISP set", "", *header(report), ""]
     rows = []
     for r in sorted(report["models"], key=lambda r: -(_row(r, "int8").get("score") or -1e9)):
-        i8, f16 = r["exports"].get("int8", {}), r["exports"].get("fp16", {})
+        i8 = r["exports"].get("int8", {})
         i8row, f16row = _row(r, "int8"), _row(r, "fp16")
         rows.append([r["model"], _num(r["parameters"], "{:,}"), _num(i8row.get("macs_g"), "{:.2f}"),
                      f"{_num(r['steps'], '{:,}')} / {r['train_s'] / 60:.1f}",
