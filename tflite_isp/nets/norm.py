@@ -6,7 +6,8 @@ from tflite_isp.core.tf import keras, tf
 class InstanceNorm(keras.layers.Layer):
     """Per-image, per-channel normalisation over height and width, with a learned scale and offset per channel
     (tensorflow_addons' InstanceNormalization defaults: affine, epsilon 1e-3). Converts to MEAN,
-    SQUARED_DIFFERENCE, RSQRT, MUL, SUB and ADD; no tensorflow_addons needed."""
+    SQUARED_DIFFERENCE, RSQRT, MUL, SUB and ADD; no tensorflow_addons needed. All have int8 kernels, but RSQRT and
+    SQUARED_DIFFERENCE are on no delegate's list (export.compat), so in a delegated file they run on the CPU."""
 
     def __init__(self, epsilon: float = 1e-3, **kwargs):
         super().__init__(**kwargs)
