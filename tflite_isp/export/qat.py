@@ -13,6 +13,7 @@ import numpy as np
 from tflite_isp.core.errors import fail
 from tflite_isp.core.tf import keras
 from tflite_isp.nets.layers import Normalise, PixelShuffle
+from tflite_isp.nets.norm import ChannelSlice, InstanceNorm, ReflectPad
 from tflite_isp.train.finetune import fine_tune  # noqa: F401  (re-exported for export)
 
 
@@ -56,13 +57,19 @@ class PassThroughQuantizeConfig(OutputQuantizeConfig):
 CUSTOM_CONFIGS = {PixelShuffle: PassThroughQuantizeConfig, Normalise: OutputQuantizeConfig,
                   keras.layers.Rescaling: OutputQuantizeConfig, keras.layers.Multiply: OutputQuantizeConfig,
                   # tfmot has no PReLU entry; its alpha is a weight the converter quantises on its own
-                  keras.layers.PReLU: OutputQuantizeConfig}
+                  keras.layers.PReLU: OutputQuantizeConfig,
+                  # mirror padding and channel slices only move values; instance norm computes new ones (its
+                  # scale and offset stay float here, as PReLU's alpha)
+                  ReflectPad: PassThroughQuantizeConfig, ChannelSlice: PassThroughQuantizeConfig,
+                  InstanceNorm: OutputQuantizeConfig}
 
 
 def _scope():
     return _tfmot().quantize_scope({"OutputQuantizeConfig": OutputQuantizeConfig,
                                     "PassThroughQuantizeConfig": PassThroughQuantizeConfig,
-                                    "PixelShuffle": PixelShuffle, "Normalise": Normalise})
+                                    "PixelShuffle": PixelShuffle, "Normalise": Normalise,
+                                    "ReflectPad": ReflectPad, "ChannelSlice": ChannelSlice,
+                                    "InstanceNorm": InstanceNorm})
 
 
 def annotate(model, source: str = "model"):

@@ -7,6 +7,7 @@ from tflite_isp.core.errors import fail
 from tflite_isp.core.tf import keras
 from tflite_isp.nets import csanet as _csanet
 from tflite_isp.nets import punet as _punet
+from tflite_isp.nets import pynet_v2 as _pynet_v2
 from tflite_isp.nets import smallnet as _smallnet
 from tflite_isp.nets import unet as _unet
 from tflite_isp.nets.layers import CUSTOM_OBJECTS, Normalise, PixelShuffle
@@ -17,6 +18,7 @@ ARCHITECTURES = {
     "unet": (_unet.unet, _unet.input_multiple),
     "punet": (_punet.punet, lambda **_: _punet.INPUT_MULTIPLE),
     "csanet": (_csanet.csanet, lambda **_: _csanet.INPUT_MULTIPLE),
+    "pynet_v2": (_pynet_v2.pynet_v2, lambda **_: _pynet_v2.INPUT_MULTIPLE),
 }
 
 

@@ -1,5 +1,6 @@
 """Custom Keras layers as real, serialisable layer classes (never Lambda: not quantizable)."""
 from tflite_isp.core.tf import keras, tf
+from tflite_isp.nets.norm import ChannelSlice, InstanceNorm, ReflectPad
 
 
 @keras.utils.register_keras_serializable(package="tflite_isp")
@@ -46,7 +47,8 @@ class Normalise(keras.layers.Layer):
         return {**super().get_config(), "black": self.black, "white": self.white, "clip": self.clip}
 
 
-CUSTOM_OBJECTS = {"PixelShuffle": PixelShuffle, "Normalise": Normalise}
+CUSTOM_OBJECTS = {"PixelShuffle": PixelShuffle, "Normalise": Normalise, "InstanceNorm": InstanceNorm,
+                  "ReflectPad": ReflectPad, "ChannelSlice": ChannelSlice}
 
 
 def conv3x3(x, channels: int, *, separable: bool, name: str, **kwargs):

@@ -41,6 +41,7 @@ class TrainConfig:
     distill_alpha: float = 0.5
     distill_features: float = 0.0
     joint_large_head: float | None = None
+    aux_weights: tuple | None = None  # recipe only: PyNET-V2's level-2/3 head loss weights (objectives.Levels)
     channel_prune: str | None = None
     prune_psnr_drop: float = 0.3
     prune_step: float = 0.1
@@ -81,4 +82,4 @@ def train_section(cfg: TrainConfig) -> dict:
     """The resolved [train] section that recipe.json records."""
     keep = ("loss", "batch", "patch", "epochs", "steps_per_epoch", "optimizer", "lr", "lr_schedule", "lr_min",
             "lr_step_at", "augment", "checkpoint_every", "seed")
-    return {k: getattr(cfg, k) for k in keep}
+    return {k: getattr(cfg, k) for k in keep} | ({"aux_weights": list(cfg.aux_weights)} if cfg.aux_weights else {})

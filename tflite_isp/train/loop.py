@@ -167,19 +167,20 @@ def _objective(cfg: TrainConfig, recipe, loss_fn, total_steps: int):
         return sparsity.wrap(model, sparsity=cfg.prune_sparsity, begin_step=int(0.1 * total_steps),
                              end_step=int(0.8 * total_steps))
 
+    objective = None
     if cfg.joint_large_head:
         objective = objectives.Joint(recipe.model, loss_fn, large=cfg.joint_large_head, alpha=cfg.distill_alpha,
                                      name=recipe.name)
-        model = objective.model
-    else:
-        model = architectures.build(recipe.model, name=recipe.name)
+    elif cfg.aux_weights and not cfg.teacher:  # a recipe's level heads (PyNET-V2); distillation trains without
+        objective = objectives.Levels(recipe.model, loss_fn, weights=cfg.aux_weights, name=recipe.name)
+    model = objective.model if objective else architectures.build(recipe.model, name=recipe.name)
     if cfg.init_from:
         source = architectures.load(finished_run(cfg.init_from) / "model.keras")
         try:
-            architectures.copy_weights(source, model, missing_ok=cfg.joint_large_head is not None)
+            architectures.copy_weights(source, model, missing_ok=objective is not None)
         except ValueError as err:
             raise fail(cfg.init_from, f"cannot start from this run: {err}") from None
-    if cfg.joint_large_head:
+    if objective:
         objective.model = prune(model)
         return objective
     if cfg.teacher:

@@ -1,5 +1,6 @@
-"""What a training step minimises: the task loss alone, distillation from a teacher, or the
-ENERZAi-style joint training of a large and a small head on one feature extractor.
+"""What a training step minimises: the task loss alone, distillation from a teacher, the
+ENERZAi-style joint training of a large and a small head on one feature extractor, or PyNET-V2's
+coarser levels' auxiliary heads trained beside its output.
 
 Each objective owns the Keras model that is checkpointed (``model``), its loss on a batch,
 the prediction validation scores, and the deployable model saved as ``model.keras``.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from tflite_isp.core.errors import UserError
 from tflite_isp.core.tf import keras, tf
 from tflite_isp.nets import architectures
+from tflite_isp.nets import pynet_v2 as pynet_v2_net
 from tflite_isp.nets import unet as unet_net
 
 
@@ -141,6 +143,38 @@ class Joint(Plain):
 
     def predict_large(self, x):
         return self.model(x, training=False)[1]
+
+    def deployable(self, model):
+        return architectures.copy_weights(model, architectures.build(self.recipe_model, name=self.name))
+
+
+class Levels(Plain):
+    """PyNET-V2 with its level-2 and level-3 heads trained together with the output (the reference trains level
+    by level instead): loss = task(output) + sum of weight x task(head vs the target average-pooled to its size,
+    1/2 and 1/4). The heads are then dropped: the deployable model is the recipe's single-output network."""
+
+    def __init__(self, recipe_model: dict, loss_fn, *, weights, name: str):
+        if recipe_model.get("architecture") != "pynet_v2":
+            raise UserError(f"aux_weights needs a pynet_v2 recipe (it has level heads), not "
+                            f"{recipe_model.get('architecture')}")
+        if len(weights) != 2 or min(weights) < 0:
+            raise UserError(f"aux_weights is two weights >= 0 (level 2, level 3), not {list(weights)}")
+        settings = {k: v for k, v in recipe_model.items() if k != "architecture"}
+        inputs = keras.Input(shape=(None, None, 4), name="raw")
+        outputs = pynet_v2_net.pynet_v2_levels(inputs, **settings)
+        super().__init__(keras.Model(inputs, list(outputs), name=f"{name}_levels"), loss_fn)
+        self.recipe_model, self.weights, self.name = recipe_model, [float(w) for w in weights], name
+
+    def loss(self, x, y):
+        out, *heads = self.model(x, training=True)
+        total = self.loss_fn(y, out)
+        for weight, head, factor in zip(self.weights, heads, (2, 4)):
+            if weight:
+                total += weight * self.loss_fn(tf.nn.avg_pool2d(y, factor, factor, "VALID"), head)
+        return total
+
+    def predict(self, x):
+        return self.model(x, training=False)[0]
 
     def deployable(self, model):
         return architectures.copy_weights(model, architectures.build(self.recipe_model, name=self.name))
