@@ -13,6 +13,7 @@ import numpy as np
 from tflite_isp.core.errors import fail
 from tflite_isp.core.tf import keras
 from tflite_isp.nets.layers import Normalise, PixelShuffle
+from tflite_isp.nets.syenet import ChannelBias
 from tflite_isp.train.finetune import fine_tune  # noqa: F401  (re-exported for export)
 
 
@@ -56,13 +57,16 @@ class PassThroughQuantizeConfig(OutputQuantizeConfig):
 CUSTOM_CONFIGS = {PixelShuffle: PassThroughQuantizeConfig, Normalise: OutputQuantizeConfig,
                   keras.layers.Rescaling: OutputQuantizeConfig, keras.layers.Multiply: OutputQuantizeConfig,
                   # tfmot has no PReLU entry; its alpha is a weight the converter quantises on its own
-                  keras.layers.PReLU: OutputQuantizeConfig}
+                  keras.layers.PReLU: OutputQuantizeConfig,
+                  # a per-channel constant add; the converter quantises its bias like PReLU's alpha
+                  ChannelBias: OutputQuantizeConfig}
 
 
 def _scope():
     return _tfmot().quantize_scope({"OutputQuantizeConfig": OutputQuantizeConfig,
                                     "PassThroughQuantizeConfig": PassThroughQuantizeConfig,
-                                    "PixelShuffle": PixelShuffle, "Normalise": Normalise})
+                                    "PixelShuffle": PixelShuffle, "Normalise": Normalise,
+                                    "ChannelBias": ChannelBias})
 
 
 def annotate(model, source: str = "model"):
