@@ -7,7 +7,9 @@ from tflite_isp.nets import architectures, recipes
 from tflite_isp.nets.stats import count_macs, count_params
 
 # Parameter counts derived from the reference codes (reference-architectures.md §0).
-PUBLISHED = {"smallnet": 4652, "sid_unet": 7_760_268, "punet": 5_725_199, "csanet": 28_511, "pynet_v2_mobile": 930_255}
+PUBLISHED = {"smallnet": 4652, "sid_unet": 7_760_268, "punet": 5_725_199, "csanet": 28_511,
+             "pynet_v2_mobile": 930_255,
+             "syenet": 103_911}  # the recipe builds the training form (5,640 fused; see test_zoo_syenet.py)
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
@@ -64,9 +66,9 @@ def test_saved_model_round_trip_without_lambda(tmp_path, name):
 
 
 def _kernels(model):
-    """Every kernel (convs, transposed convs, depthwise; not PReLU slopes, zero at the start) by layer and weight
-    name."""
-    return {w.name: w.numpy() for w in model.weights if len(w.shape) > 1 and "kernel" in w.name}
+    """Every kernel (convs, transposed convs, depthwise; not PReLU slopes, constant at the start) by layer and
+    weight name."""
+    return {w.name: w.numpy() for w in model.weights if len(w.shape) > 1 and "kernel" in w.name.split("/")[-1]}
 
 
 def _build_seeded(model_section, seed):

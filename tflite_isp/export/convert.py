@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from tflite_isp.core.errors import UserError
+from tflite_isp.core.errors import UserError, fail
 
 INPUT_NAME = "raw"
 
@@ -65,11 +65,22 @@ def concrete_function(model, shape):
     return tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
 
 
+def refuse_unfused(model, source="model") -> None:
+    """A re-parameterisable block in training form must be fused (recipe ``reparam = true``) before it ships."""
+    from tflite_isp.nets.reparam import unfused_layers  # lazy: TensorFlow loads only when this runs
+
+    unfused = unfused_layers(model)
+    if unfused:
+        raise fail(source, f"layer {unfused[0]!r} is an unfused re-parameterisation block ({len(unfused)} in all): "
+                           "export a run whose recipe sets [model] reparam = true, which fuses them")
+
+
 def converter_for(model, shape, precision: Precision, *, representative=None, io_type: str | None = None,
                   allow_float_ops: bool = False, per_channel: bool = True):
     """A configured ``tf.lite.TFLiteConverter`` (also what QuantizationDebugger needs)."""
     from tflite_isp.core.tf import tf  # lazy: TensorFlow loads only when this runs
 
+    refuse_unfused(model, getattr(model, "name", "model"))
     io_type = io_type or precision.io_types[0]
     if io_type not in precision.io_types:
         valid = ", ".join(precision.io_types)
@@ -117,4 +128,4 @@ def representative_from(inputs):
 
 
 __all__ = ["INPUT_NAME", "Precision", "concrete_function", "convert", "converter_for", "converters_dir", "precisions",
-           "representative_from"]
+           "refuse_unfused", "representative_from"]

@@ -43,9 +43,11 @@ class Exporter:
                                 "the exposure ratio, which the graph does not take")
             self.levels = uniform_levels(self.train_split, spec, self.root)
         self.model = loaded
-        if self.levels:
-            inner = architectures.build(self.recipe.model, normalise=self.levels, name=self.recipe.name)
-            self.model = architectures.copy_weights(loaded, inner)
+        deploy = architectures.deploy_form(self.recipe.model)  # a re-parameterised model ships fused
+        if self.levels or deploy != self.recipe.model:
+            inner = architectures.build(deploy, normalise=self.levels, name=self.recipe.name)
+            self.model = architectures.fuse_weights(loaded, inner)
+        convert.refuse_unfused(self.model, cfg.source)
         self.log(f"{self.recipe.name}: calibration from {self.layout}:{self.root} train, fidelity on "
                  f"{self.val_split.name}")
         self.calibration = self._canvases(self.train_split, cfg.calibration_images, seed=cfg.seed)

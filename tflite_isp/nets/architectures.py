@@ -8,9 +8,14 @@ from tflite_isp.core.tf import keras
 from tflite_isp.nets import csanet as _csanet
 from tflite_isp.nets import punet as _punet
 from tflite_isp.nets import pynet_v2 as _pynet_v2
+from tflite_isp.nets import reparam as _reparam
 from tflite_isp.nets import smallnet as _smallnet
+from tflite_isp.nets import syenet as _syenet
 from tflite_isp.nets import unet as _unet
-from tflite_isp.nets.layers import CUSTOM_OBJECTS, Normalise, PixelShuffle
+from tflite_isp.nets.layers import CUSTOM_OBJECTS as _LAYERS
+from tflite_isp.nets.layers import Normalise, PixelShuffle
+
+CUSTOM_OBJECTS = {**_LAYERS, **_reparam.CUSTOM_OBJECTS, **_syenet.CUSTOM_OBJECTS}
 
 #: architecture name -> (builder(inputs, **settings), input_multiple(**settings))
 ARCHITECTURES = {
@@ -19,6 +24,7 @@ ARCHITECTURES = {
     "punet": (_punet.punet, lambda **_: _punet.INPUT_MULTIPLE),
     "csanet": (_csanet.csanet, lambda **_: _csanet.INPUT_MULTIPLE),
     "pynet_v2": (_pynet_v2.pynet_v2, lambda **_: _pynet_v2.INPUT_MULTIPLE),
+    "syenet": (_syenet.syenet, lambda **_: _syenet.INPUT_MULTIPLE),
 }
 
 
@@ -80,6 +86,28 @@ def copy_weights(src: keras.Model, dst: keras.Model, *, missing_ok: bool = False
     return dst
 
 
+def deploy_form(model_section: dict) -> dict:
+    """The recipe section of the network to ship: a re-parameterised (``reparam``) model's fused form."""
+    return {**model_section, "reparam": False} if model_section.get("reparam") else dict(model_section)
+
+
+def fuse_weights(trained: keras.Model, deployed: keras.Model) -> keras.Model:
+    """Copy ``trained`` into its deploy form by layer name, fusing each re-parameterised block into its conv."""
+    names = {layer.name for layer in trained.layers}
+    for layer in deployed.layers:
+        if not layer.weights:
+            continue
+        if layer.name not in names:
+            raise ValueError(f"the source model has no layer {layer.name!r}")
+        values = _reparam.deploy_weights(trained.get_layer(layer.name))
+        shapes = [tuple(w.shape) for w in layer.get_weights()]
+        if [tuple(v.shape) for v in values] != shapes:
+            raise ValueError(f"layer {layer.name!r} gives weights {[tuple(v.shape) for v in values]} but its deploy "
+                             f"form has {shapes}")
+        layer.set_weights(values)
+    return deployed
+
+
 def load(path) -> keras.Model:
     """A saved ``.keras`` model with the project's layers; a file Keras cannot read is a one-line error."""
 
@@ -90,5 +118,5 @@ def load(path) -> keras.Model:
             from None
 
 
-__all__ = ["ARCHITECTURES", "CUSTOM_OBJECTS", "Normalise", "PixelShuffle", "build", "copy_weights", "input_multiple",
-           "load"]
+__all__ = ["ARCHITECTURES", "CUSTOM_OBJECTS", "Normalise", "PixelShuffle", "build", "copy_weights", "deploy_form",
+           "fuse_weights", "input_multiple", "load"]

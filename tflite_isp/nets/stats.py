@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from tflite_isp.core.tf import keras
+from tflite_isp.nets.reparam import RepConv2D
 
 L = keras.layers
 
@@ -27,6 +28,11 @@ def layer_macs(layer) -> int:
     if isinstance(layer, L.Conv2D):
         kh, kw = layer.kernel_size
         return _hw(layer.output.shape) * kh * kw * layer.input.shape[-1] // layer.groups * layer.filters
+    if isinstance(layer, RepConv2D):  # training form: every branch, then the 1x1 mix
+        twins = 2 if layer.batch_norm else 1
+        wide, taps = layer.filters * layer.rep_scale, twins * sum(kh * kw for kh, kw in layer.shapes)
+        mix = twins * len(layer.shapes) * wide * layer.filters
+        return _hw(layer.output.shape) * (taps * layer.input.shape[-1] * wide + mix)
     if isinstance(layer, L.Dense):
         return int(np.prod(layer.output.shape[1:-1] or [1])) * layer.input.shape[-1] * layer.units
     return 0
