@@ -6,6 +6,9 @@ import inspect
 from tflite_isp.core.errors import fail
 from tflite_isp.core.tf import keras
 from tflite_isp.nets import csanet as _csanet
+from tflite_isp.nets import enerzai as _enerzai
+from tflite_isp.nets import isp_forever as _isp_forever
+from tflite_isp.nets import noahtcv as _noahtcv
 from tflite_isp.nets import punet as _punet
 from tflite_isp.nets import smallnet as _smallnet
 from tflite_isp.nets import unet as _unet
@@ -17,6 +20,9 @@ ARCHITECTURES = {
     "unet": (_unet.unet, _unet.input_multiple),
     "punet": (_punet.punet, lambda **_: _punet.INPUT_MULTIPLE),
     "csanet": (_csanet.csanet, lambda **_: _csanet.INPUT_MULTIPLE),
+    "enerzai": (_enerzai.enerzai, lambda **_: _enerzai.INPUT_MULTIPLE),
+    "isp_forever": (_isp_forever.isp_forever, _isp_forever.input_multiple),
+    "noahtcv": (_noahtcv.noahtcv, lambda **_: _noahtcv.INPUT_MULTIPLE),
 }
 
 
