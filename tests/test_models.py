@@ -9,7 +9,8 @@ from tflite_isp.nets.stats import count_macs, count_params
 # Parameter counts derived from the reference codes (reference-architectures.md §0).
 PUBLISHED = {"smallnet": 4652, "sid_unet": 7_760_268, "punet": 5_725_199, "csanet": 28_511,
              "pynet_v2_mobile": 930_255,
-             "syenet": 103_911}  # the recipe builds the training form (5,640 fused; see test_zoo_syenet.py)
+             "syenet": 103_911,  # the recipe builds the training form (5,640 fused; see test_zoo_syenet.py)
+             "enerzai": 1567, "isp_forever": 43_001, "noahtcv": 60_104}  # the last three: inferred widths
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))

@@ -57,6 +57,7 @@ class PassThroughQuantizeConfig(OutputQuantizeConfig):
 #: the project's layers without a tfmot default, and how they quantise
 CUSTOM_CONFIGS = {PixelShuffle: PassThroughQuantizeConfig, Normalise: OutputQuantizeConfig,
                   keras.layers.Rescaling: OutputQuantizeConfig, keras.layers.Multiply: OutputQuantizeConfig,
+                  keras.layers.Subtract: OutputQuantizeConfig,
                   # tfmot has no PReLU entry; its alpha is a weight the converter quantises on its own
                   keras.layers.PReLU: OutputQuantizeConfig,
                   # mirror padding and channel slices only move values; instance norm computes new ones (its

@@ -6,6 +6,9 @@ import inspect
 from tflite_isp.core.errors import fail
 from tflite_isp.core.tf import keras
 from tflite_isp.nets import csanet as _csanet
+from tflite_isp.nets import enerzai as _enerzai
+from tflite_isp.nets import isp_forever as _isp_forever
+from tflite_isp.nets import noahtcv as _noahtcv
 from tflite_isp.nets import punet as _punet
 from tflite_isp.nets import pynet_v2 as _pynet_v2
 from tflite_isp.nets import reparam as _reparam
@@ -25,6 +28,9 @@ ARCHITECTURES = {
     "csanet": (_csanet.csanet, lambda **_: _csanet.INPUT_MULTIPLE),
     "pynet_v2": (_pynet_v2.pynet_v2, lambda **_: _pynet_v2.INPUT_MULTIPLE),
     "syenet": (_syenet.syenet, lambda **_: _syenet.INPUT_MULTIPLE),
+    "enerzai": (_enerzai.enerzai, lambda **_: _enerzai.INPUT_MULTIPLE),
+    "isp_forever": (_isp_forever.isp_forever, _isp_forever.input_multiple),
+    "noahtcv": (_noahtcv.noahtcv, lambda **_: _noahtcv.INPUT_MULTIPLE),
 }
 
 
