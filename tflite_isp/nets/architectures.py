@@ -72,10 +72,11 @@ def build(model_section: dict, *, height=None, width=None, batch=None, name=None
     return keras.Model(inputs, outputs, name=name or arch)
 
 
-def copy_weights(src: keras.Model, dst: keras.Model, *, missing_ok: bool = False) -> keras.Model:
+def copy_weights(src: keras.Model, dst: keras.Model, *, missing_ok: bool = False, fuse: bool = False) -> keras.Model:
     """Copy weights layer by layer, by name (``dst`` may add weightless layers such as Normalise).
 
-    ``missing_ok`` leaves ``dst`` layers that ``src`` lacks as initialised; a shape mismatch is a ValueError.
+    ``missing_ok`` leaves ``dst`` layers that ``src`` lacks as initialised; ``fuse`` turns each re-parameterised
+    block of ``src`` into its single conv (``dst`` being the deploy form); a shape mismatch is a ValueError.
     """
     names = {layer.name for layer in src.layers}
     for layer in dst.layers:
@@ -83,7 +84,8 @@ def copy_weights(src: keras.Model, dst: keras.Model, *, missing_ok: bool = False
             continue
         if layer.name not in names:
             raise ValueError(f"the source model has no layer {layer.name!r}")
-        values = src.get_layer(layer.name).get_weights()
+        source = src.get_layer(layer.name)
+        values = _reparam.deploy_weights(source) if fuse else source.get_weights()
         shapes = [tuple(w.shape) for w in layer.get_weights()]
         if [tuple(v.shape) for v in values] != shapes:
             raise ValueError(f"layer {layer.name!r} has weights {[tuple(v.shape) for v in values]} in the source "
@@ -99,19 +101,7 @@ def deploy_form(model_section: dict) -> dict:
 
 def fuse_weights(trained: keras.Model, deployed: keras.Model) -> keras.Model:
     """Copy ``trained`` into its deploy form by layer name, fusing each re-parameterised block into its conv."""
-    names = {layer.name for layer in trained.layers}
-    for layer in deployed.layers:
-        if not layer.weights:
-            continue
-        if layer.name not in names:
-            raise ValueError(f"the source model has no layer {layer.name!r}")
-        values = _reparam.deploy_weights(trained.get_layer(layer.name))
-        shapes = [tuple(w.shape) for w in layer.get_weights()]
-        if [tuple(v.shape) for v in values] != shapes:
-            raise ValueError(f"layer {layer.name!r} gives weights {[tuple(v.shape) for v in values]} but its deploy "
-                             f"form has {shapes}")
-        layer.set_weights(values)
-    return deployed
+    return copy_weights(trained, deployed, fuse=True)
 
 
 def load(path) -> keras.Model:

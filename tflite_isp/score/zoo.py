@@ -14,7 +14,9 @@ from pathlib import Path
 from tflite_isp.core.errors import UserError
 from tflite_isp.nets import recipes
 
-ZOO_MODELS = ("smallnet", "punet", "sid_unet", "csanet")
+ZOO_MODELS = ("smallnet", "punet", "sid_unet", "csanet",  # MAI 2021: winner, baseline, SID, best PSNR
+              "enerzai", "isp_forever", "noahtcv",  # MAI 2021 field, from the report's descriptions
+              "syenet", "microisp", "pynet_v2_mobile")  # MAI 2022 winner, MicroISP, PyNET-V2 Mobile
 ZOO_DIR = Path("runs/zoo")
 PRECISIONS = ("fp16", "int8")  # mai22 submits the FP16 file, mai21 usually the INT8 one
 
