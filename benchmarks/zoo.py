@@ -113,7 +113,7 @@ def _lint(records: dict) -> str:
     return "; ".join(sorted(set(found))) or "none"
 
 
-def to_markdown(report: dict) -> str:
+def zoo_page(report: dict) -> str:
     lines = ["# The zoo on the embedded ISP set", "", *header(report), ""]
     rows = []
     for r in sorted(report["models"], key=lambda r: -(_row(r, "int8").get("score") or -1e9)):
@@ -160,7 +160,7 @@ def main(argv=None) -> int:
     report["baseline"] = next(({k: r[k] for k in ("psnr", "ssim", "runtime_ms")} for r in board["rows"]
                                if r.get("baseline") and r["status"] == "ok"), None)
     finish_report(report, t0)
-    for path in save_results(args.out, NAME, report, to_markdown):
+    for path in save_results(args.out, NAME, report, zoo_page):
         log(f"wrote {path}")
     return 0
 
