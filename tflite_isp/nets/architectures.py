@@ -6,6 +6,7 @@ import inspect
 from tflite_isp.core.errors import fail
 from tflite_isp.core.tf import keras
 from tflite_isp.nets import csanet as _csanet
+from tflite_isp.nets import microisp as _microisp
 from tflite_isp.nets import punet as _punet
 from tflite_isp.nets import smallnet as _smallnet
 from tflite_isp.nets import unet as _unet
@@ -17,6 +18,7 @@ ARCHITECTURES = {
     "unet": (_unet.unet, _unet.input_multiple),
     "punet": (_punet.punet, lambda **_: _punet.INPUT_MULTIPLE),
     "csanet": (_csanet.csanet, lambda **_: _csanet.INPUT_MULTIPLE),
+    "microisp": (_microisp.microisp, lambda **_: _microisp.INPUT_MULTIPLE),
 }
 
 
