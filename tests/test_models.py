@@ -7,7 +7,7 @@ from tflite_isp.nets import architectures, recipes
 from tflite_isp.nets.stats import count_macs, count_params
 
 # Parameter counts derived from the reference codes (reference-architectures.md §0).
-PUBLISHED = {"smallnet": 4652, "sid_unet": 7_760_268, "punet": 5_725_199, "csanet": 28_511, "microisp": 13_560}
+PUBLISHED = {"smallnet": 4652, "sid_unet": 7_760_268, "punet": 5_725_199, "csanet": 28_511}
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))

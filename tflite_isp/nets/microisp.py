@@ -14,7 +14,8 @@ Three independent branches, one per output colour, each two stages of the same s
 The three planes are concatenated to RGB. The attention's VALID stride-3 convs need a packed size of at least
 ``MIN_SIZE`` (79): smaller inputs leave nothing to pool. Their global pool also makes the output depend on the
 whole image, so tiles differ from the full frame at their borders and in tone.
-Ops: CONV_2D, PRELU, MEAN, LOGISTIC, MUL, ADD, TANH, DEPTH_TO_SPACE, CONCATENATION.
+Train it in a tf.function (as train does): TF 2.20's eager oneDNN gradient of the 1x1 stride-3 conv corrupts
+the heap. Ops: CONV_2D, PRELU, MEAN, LOGISTIC, MUL, ADD, TANH, DEPTH_TO_SPACE, CONCATENATION.
 """
 from tflite_isp.core.tf import keras
 from tflite_isp.nets.layers import PixelShuffle
