@@ -8,6 +8,7 @@ from tflite_isp.core.tf import keras
 from tflite_isp.nets import csanet as _csanet
 from tflite_isp.nets import enerzai as _enerzai
 from tflite_isp.nets import isp_forever as _isp_forever
+from tflite_isp.nets import microisp as _microisp
 from tflite_isp.nets import noahtcv as _noahtcv
 from tflite_isp.nets import punet as _punet
 from tflite_isp.nets import pynet_v2 as _pynet_v2
@@ -31,6 +32,7 @@ ARCHITECTURES = {
     "enerzai": (_enerzai.enerzai, lambda **_: _enerzai.INPUT_MULTIPLE),
     "isp_forever": (_isp_forever.isp_forever, _isp_forever.input_multiple),
     "noahtcv": (_noahtcv.noahtcv, lambda **_: _noahtcv.INPUT_MULTIPLE),
+    "microisp": (_microisp.microisp, lambda **_: _microisp.INPUT_MULTIPLE),
 }
 
 
