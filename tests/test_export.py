@@ -238,6 +238,6 @@ def test_empty_calibration_split_and_unannotatable_layer(runs, tmp_path, isp_dat
 
     inputs = keras.Input((8, 8, 4))
     x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
-    model = keras.Model(inputs, keras.layers.PReLU(name="odd_prelu")(x))
-    with pytest.raises(UserError, match="'odd_prelu' \\(PReLU\\)"):
+    model = keras.Model(inputs, keras.layers.LayerNormalization(name="odd_norm")(x))  # no QuantizeConfig
+    with pytest.raises(UserError, match="'odd_norm' \\(LayerNormalization\\) cannot be annotated"):
         qat.annotate(model, "net.keras")

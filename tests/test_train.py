@@ -59,6 +59,18 @@ def test_bad_input_is_one_line(isp_data, lowlight_data, tmp_path, args, expected
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+def test_recipe_naming_an_unknown_block_is_one_line(isp_data, tmp_path):
+    """A recipe file with a setting its architecture does not have: one line naming the file, nothing written."""
+    recipe = tmp_path / "syenet_rep7.toml"
+    text = (REPO / "models" / "syenet.toml").read_text()
+    recipe.write_text(text.replace('architecture = "syenet"', 'architecture = "syenet"\nblock = "rep7"'))
+    proc = run_module("tflite_isp.train", *TINY, "--model", recipe, "--out", tmp_path / "run",
+                      "--data", f"mai21:{isp_data}")
+    assert _error_line(proc) == (f"error: {recipe}: syenet has no setting 'block' "
+                                 "(settings: channels, reparam, rep_scale)")
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_after_kill_continues_with_optimizer_state(isp_data, tmp_path):
     run = tmp_path / "run"
     args = ["tflite_isp.train", "--data", f"mai21:{isp_data}", "--out", run, "--epochs", "3",
