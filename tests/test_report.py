@@ -67,6 +67,17 @@ def test_error_map_is_the_mean_absolute_error_over_channels():
         report.error_map(output, target[:2])
 
 
+def test_lint_findings_show_as_a_badge_with_each_rule_on_hover():
+    finding = {"severity": "warning", "rule": "npu-resize-slow", "target": "nnapi:30", "message": "slow <resize>"}
+    lint = {"errors": 0, "warnings": 2, "findings": [finding, {**finding, "target": "hexagon"}]}
+    badge = report.lint_badge(lint)
+    assert ">lint: 2 warnings</span>" in badge and 'class="badge below"' in badge
+    assert "warning npu-resize-slow (hexagon): slow &lt;resize&gt;" in badge
+    error = {**finding, "severity": "error", "rule": "nnapi-int8-transpose-conv"}
+    assert 'class="badge fail"' in report.lint_badge({"errors": 1, "warnings": 0, "findings": [error]})
+    assert report.lint_badge(None) == report.lint_badge({"errors": 0, "warnings": 0, "findings": []}) == ""
+
+
 def test_slugs_are_safe_and_unique():
     slugs = report.unique_slugs(["smallnet int8", "smallnet-int8", "../Evil <name>", "LibRaw AHD"])
     assert len(set(slugs.values())) == 4

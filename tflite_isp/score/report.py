@@ -276,8 +276,19 @@ def name_cell(row: dict, baseline) -> str:
     if below_baseline(row, baseline):
         badges += (f'<span class="badge below" title="PSNR below the baseline {esc(baseline[0])} '
                    f'({baseline[1]:.2f} dB)">below baseline</span>')
+    badges += lint_badge((row.get("details") or {}).get("lint"))
     path = f'<div class="path">{esc(row["path"])}</div>' if row.get("path") else ""
     return f"<td>{esc(row.get('name', '?'))}{badges}{path}</td>"
+
+
+def lint_badge(lint) -> str:
+    """The export's lint findings (its manifest) as a badge: counts shown, each rule and target on hover."""
+    if not lint or not lint.get("findings"):
+        return ""
+    counts = [f"{lint[k]} {k[:-1] if lint[k] == 1 else k}" for k in ("errors", "warnings") if lint.get(k)]
+    rules = sorted({f"{f['severity']} {f['rule']} ({f['target']}): {f['message']}" for f in lint["findings"]})
+    kind = "fail" if lint.get("errors") else "below"
+    return f'<span class="badge {kind}" title="{esc(chr(10).join(rules))}">lint: {esc(", ".join(counts))}</span>'
 
 
 def runtime_cell(row: dict) -> str:

@@ -317,7 +317,8 @@ class Scorer:
             macs_g=round(macs / 1e9, 3) if macs is not None else None, **quality,
             runtime_ms=round(measured.ms, 3), runtime_source=protocols.runtime_label(self.protocol, measured.source,
                                                                                     self.local_runtime),
-            score=protocols.score(self.protocol, quality["psnr"], measured.ms / 1000.0), runtime=measured.details)
+            score=protocols.score(self.protocol, quality["psnr"], measured.ms / 1000.0), runtime=measured.details,
+            details={"lint": ((entry.manifest or {}).get("file") or {}).get("lint")})
 
     def baseline_row(self) -> dict:
         """The classical ISP on the same RAW inputs, scored by the same code, timed here at Full HD."""
