@@ -196,7 +196,6 @@ class Scorer:
             print(message, file=sys.stderr, flush=True)
 
     def _progress(self, label: str):
-
         return Progress(len(self.split.pairs), label, enabled=self.cfg.log)
 
     def _images(self, label: str):
@@ -307,6 +306,7 @@ class Scorer:
         """A leaderboard row for one file: quality on the split, then its runtime and MAI score."""
 
         quality = self.quality(entry)
+        quality["details"]["lint"] = ((entry.manifest or {}).get("file") or {}).get("lint")  # the export's findings
         measured = self.source.measure(entry)
         macs = entry.details["macs"]
         if macs is not None:  # MACs scale with pixels in these fully convolutional nets
@@ -317,8 +317,7 @@ class Scorer:
             macs_g=round(macs / 1e9, 3) if macs is not None else None, **quality,
             runtime_ms=round(measured.ms, 3), runtime_source=protocols.runtime_label(self.protocol, measured.source,
                                                                                     self.local_runtime),
-            score=protocols.score(self.protocol, quality["psnr"], measured.ms / 1000.0), runtime=measured.details,
-            details={"lint": ((entry.manifest or {}).get("file") or {}).get("lint")})
+            score=protocols.score(self.protocol, quality["psnr"], measured.ms / 1000.0), runtime=measured.details)
 
     def baseline_row(self) -> dict:
         """The classical ISP on the same RAW inputs, scored by the same code, timed here at Full HD."""
