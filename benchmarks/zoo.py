@@ -67,11 +67,20 @@ def lint_findings(path: Path) -> list:
     return [f.to_dict() for f in lint.lint(flatbuffer.read(path), list(LINT_TARGETS))]
 
 
+def shipped_parameters(name: str) -> int:
+    """Parameters of the network export ships (a re-parameterised recipe's fused form)."""
+    from tflite_isp.nets import architectures, recipes  # lazy: loads TensorFlow
+    from tflite_isp.nets.stats import count_params
+
+    return count_params(architectures.build(architectures.deploy_form(recipes.load_recipe(name).model)))
+
+
 def model_record(name: str, run_dir: Path, rows: list) -> dict:
     """What the table shows of one model: its run, its two exports' manifests and its leaderboard rows."""
     metrics = read_json(run_dir / "metrics.json") or {}
     epochs = metrics.get("epochs") or [{}]
-    record = {"model": name, "parameters": metrics.get("parameters"), "steps": epochs[-1].get("step"),
+    record = {"model": name, "parameters": shipped_parameters(name), "train_parameters": metrics.get("parameters"),
+              "steps": epochs[-1].get("step"),
               "train_s": sum(e.get("seconds", 0) for e in epochs), "val_psnr": (metrics.get("best") or {}).get(
                   "val_psnr"), "exports": {}}
     for precision in ("fp16", "int8"):
@@ -106,11 +115,13 @@ def _verdicts(export: dict) -> str:
 
 
 def _lint(records: dict) -> str:
-    found = []
+    """Findings grouped by precision, severity and rule, with the targets each applies to."""
+    targets: dict = {}
     for precision, export in records.items():
         for f in export.get("lint") or []:
-            found.append(f"{precision} {f['severity']} {f['rule']} ({f['target']})")
-    return "; ".join(sorted(set(found))) or "none"
+            targets.setdefault((precision, f["severity"], f["rule"]), set()).add(f["target"])
+    return "; ".join(f"{p} {sev} `{rule}` ({', '.join(sorted(t))})"
+                     for (p, sev, rule), t in sorted(targets.items())) or "none"
 
 
 def zoo_page(report: dict) -> str:
@@ -135,9 +146,10 @@ def zoo_page(report: dict) -> str:
         lines += ["", f"LibRaw baseline on the same split: PSNR {baseline['psnr']:.2f} dB, "
                       f"SSIM {baseline['ssim']:.3f}, {baseline['runtime_ms']:.0f} ms."]
     lines += ["", "GMAC per Full HD frame (packed 544×960×4). Runtimes: model.tflite at Full HD on this CPU "
-                  f"(LiteRT XNNPACK, {report['threads']} threads, median of {report['runs']} runs). MAI score = "
+                  f"(LiteRT XNNPACK, {report['litert_threads']} threads, median of {report['runs']} runs). MAI score = "
                   "PSNR + α·(0.2 − clip(t)) with this CPU's INT8 time: a local figure, not the challenge phone's. "
-                  "INT8 drop: PSNR of the INT8 file minus the FP32 Keras model's, on validation images. Verdicts "
+                  "INT8 drop: the FP32 Keras model's PSNR minus the INT8 file's on validation images (positive: INT8 "
+                  "loses). Params: the shipped network (SYENet fused). Verdicts "
                   "(predicted from the op tables, not measured on devices): ✓ every op of the INT8 file delegates. "
                   f"Training: {report['fraction']:g} × each recipe's schedule."]
     return "\n".join(lines) + "\n"
@@ -148,7 +160,8 @@ def main(argv=None) -> int:
     from tflite_isp.score import scorer, zoo  # lazy: loads TensorFlow
 
     t0 = time.perf_counter()
-    report = start_report(NAME, argv, threads=args.threads, fraction=args.fraction, runs=args.runs,
+    report = start_report(NAME, argv, threads=args.threads, litert_threads=args.threads, fraction=args.fraction,
+                          runs=args.runs,
                           models=[], baseline=None)
     root = Path(args.zoo_dir)
     cfg = scorer.ScoreConfig(models=(), data="embedded:isp", threads=args.threads, runs=args.runs,

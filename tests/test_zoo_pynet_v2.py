@@ -143,3 +143,18 @@ def test_levels_objective_trains_and_deploys_the_single_output(isp_data, recipe)
     np.testing.assert_allclose(deployed(x).numpy(), objective.predict(x).numpy(), atol=1e-5)
     with pytest.raises(Exception, match="needs a pynet_v2 recipe"):
         objectives.Levels({"architecture": "csanet"}, None, weights=[1, 1], name="x")
+
+
+def test_a_dynamic_file_with_reflect_padding_runs_at_any_size_it_fits():
+    """LiteRT prepares a dynamic file at a 1 x 1 placeholder, where MIRROR_PAD refuses to prepare; the Runner
+    allocates it at its first input's size instead (PyNET-V2's and MicroISP's model_none.tflite failed to load)."""
+    from tflite_isp.export import convert
+    from tflite_isp.run import litert
+
+    inputs = keras.Input((None, None, 4), batch_size=1)
+    model = keras.Model(inputs, keras.layers.Conv2D(3, 3)(ReflectPad(1)(inputs)))
+    runner = litert.Runner(convert.convert(model, (1, None, None, 4), convert.precisions()["fp32"]))
+    assert runner.input_shape == (1, -1, -1, 4)
+    for size in (8, 5):
+        x = np.random.default_rng(size).random((1, size, size, 4), dtype=np.float32)
+        np.testing.assert_allclose(runner(x), model(x).numpy(), atol=1e-5)

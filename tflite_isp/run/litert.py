@@ -43,16 +43,26 @@ class Runner:
     """One loaded model: ``runner(x)`` maps a float (1, H, W, 4) input to the float output."""
 
     def __init__(self, model, threads: int = 2):
-
         kwargs = {"model_content": model} if isinstance(model, (bytes, bytearray)) else {"model_path": str(model)}
         self.name = "<bytes>" if "model_content" in kwargs else str(model)
         if "model_path" in kwargs and not Path(model).is_file():
             raise fail(model, "file not found")
+        self._shape = None
         try:
             self.interpreter = Interpreter(num_threads=threads, **kwargs)
-            self.interpreter.allocate_tensors()
+            self.input = self.interpreter.get_input_details()[0]
+            # A dynamic file is allocated at its first input's size: its placeholder 1 x 1 can be too small for
+            # its ops (a reflect pad of 1, a chain of valid stride-3 convs) and fail to prepare.
+            if -1 not in self.input["shape_signature"]:
+                self._allocate()
         except (ValueError, RuntimeError) as err:
             raise fail(self.name, f"LiteRT cannot load it ({str(err).strip().splitlines()[0]})") from None
+        self.output = self.interpreter.get_output_details()[0]
+
+    def _allocate(self, shape=None):
+        if shape is not None:
+            self.interpreter.resize_tensor_input(self.input["index"], list(shape), strict=True)
+        self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self._shape = tuple(self.input["shape"])
@@ -66,11 +76,11 @@ class Runner:
         if tuple(x.shape) != self._shape:
             if any(int(a) != b and int(a) != -1 for a, b in zip(self.input["shape_signature"], x.shape)):
                 raise ValueError(f"{self.name}: input shape {tuple(x.shape)} does not fit {self.input_shape}")
-            self.interpreter.resize_tensor_input(self.input["index"], list(x.shape), strict=True)
-            self.interpreter.allocate_tensors()
-            self.input = self.interpreter.get_input_details()[0]
-            self.output = self.interpreter.get_output_details()[0]
-            self._shape = tuple(x.shape)
+            try:
+                self._allocate(x.shape)
+            except (ValueError, RuntimeError) as err:
+                raise fail(self.name, f"LiteRT cannot run it at {tuple(x.shape)} "
+                                      f"({str(err).strip().splitlines()[0]})") from None
         self.interpreter.set_tensor(self.input["index"], _quantise(np.asarray(x, np.float32), self.input))
         self.interpreter.invoke()
         return _dequantise(self.interpreter.get_tensor(self.output["index"]), self.output)
