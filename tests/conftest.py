@@ -74,3 +74,20 @@ def make_run(path, name, data, **model):
     (path / "run.json").write_text(json.dumps({"config": {}, "data": {"layout": layout, "root": str(root)}}))
     net.save(str(path / "model.keras"))
     return path
+
+
+def fit_steps(loss_of, variables, *, steps: int, lr: float, graph: bool = False) -> list:
+    """``steps`` Adam steps minimising ``loss_of()`` over ``variables``; the loss at each (the zoo tests' "a few
+    steps on one batch lower the loss"). ``graph`` runs the step as a tf.function, as train does."""
+    from tflite_isp.core.tf import keras, tf
+
+    optimizer = keras.optimizers.Adam(lr)
+
+    def step():
+        with tf.GradientTape() as tape:
+            loss = loss_of()
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    step = tf.function(step) if graph else step
+    return [float(step()) for _ in range(steps)]

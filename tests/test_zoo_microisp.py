@@ -5,6 +5,7 @@ Sizes here are at least 79 packed: below that the attention's four stride-3 VALI
 """
 import numpy as np
 import pytest
+from conftest import fit_steps
 
 from tflite_isp.core.tf import keras, tf
 from tflite_isp.nets import architectures, recipes
@@ -168,17 +169,9 @@ def test_learns_on_real_pairs(isp_data, recipe):
     y = tf.image.resize(y, [192, 192], method="nearest")
     keras.utils.set_random_seed(0)
     model = architectures.build(recipe.with_model(convs=3).model)
-    opt = keras.optimizers.Adam(1e-2)
     loss_fn = make_loss(parse_loss("l1"))
-
     # In a tf.function, as train runs it: eager oneDNN gradients of the attention's 1x1 stride-3 conv corrupt the
     # heap (TF 2.20 on x86; "corrupted size vs. prev_size" within three steps), graph mode does not.
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
-        opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
-        return loss
-
-    losses = [float(step()) for _ in range(12)]
+    losses = fit_steps(lambda: loss_fn(y, model(x, training=True)), model.trainable_variables, steps=12, lr=1e-2,
+                       graph=True)
     assert losses[-1] < 0.7 * losses[0], losses

@@ -5,6 +5,7 @@ The zoo-wide tests in test_models.py cover seeding and serialisation through PUB
 """
 import numpy as np
 import pytest
+from conftest import fit_steps
 
 from tflite_isp.core.tf import keras, tf
 from tflite_isp.nets import architectures, pynet_v2, recipes
@@ -130,13 +131,7 @@ def test_levels_objective_trains_and_deploys_the_single_output(isp_data, recipe)
     keras.utils.set_random_seed(0)
     objective = objectives.Levels(recipe.model, make_loss(parse_loss("l1")), weights=recipe.train["aux_weights"],
                                   name=recipe.name)
-    opt = keras.optimizers.Adam(3e-3)
-    losses = []
-    for _ in range(8):
-        with tf.GradientTape() as tape:
-            loss = objective.loss(x, y)
-        opt.apply_gradients(zip(tape.gradient(loss, objective.variables), objective.variables))
-        losses.append(float(loss))
+    losses = fit_steps(lambda: objective.loss(x, y), objective.variables, steps=8, lr=3e-3)
     assert losses[-1] < 0.8 * losses[0], losses
     deployed = objective.deployable(objective.model)
     assert len(deployed.outputs) == 1 and count_params(deployed) == PARAMETERS
