@@ -13,7 +13,7 @@ from functools import cache
 from tflite_isp.core.errors import fail
 from tflite_isp.export import compat
 from tflite_isp.export.convert import converters_dir
-from tflite_isp.run.flatbuffer import TFLiteModel
+from tflite_isp.run.flatbuffer import TFLiteModel, file_precision
 
 RULES_FILE = "converters/lint_rules.toml"
 SEVERITIES = ("error", "warning")
@@ -83,19 +83,6 @@ def _in_range(value, bounds: dict, key=lambda v: v) -> bool:
 
 
 # ---- the file -------------------------------------------------------------------------------------------------
-
-def file_precision(model: TFLiteModel) -> str:
-    """fp32, fp16, dynamic, int8 or int16x8, from the activation and weight types the file holds."""
-    acts = {t.dtype for op in model.ops for t in op.outputs if not t.is_constant}
-    consts = {t.dtype for op in model.ops for t in op.inputs if t is not None and t.is_constant}
-    if "int16" in acts:
-        return "int16x8"
-    if acts & set(INT8):
-        return "int8"
-    if "float16" in consts:
-        return "fp16"
-    return "dynamic" if consts & set(INT8) else "fp32"
-
 
 def _first_live_input(op):
     live = [t for t in op.inputs if t is not None and not t.is_constant]

@@ -10,6 +10,7 @@ from tflite_isp.nets import enerzai as _enerzai
 from tflite_isp.nets import isp_forever as _isp_forever
 from tflite_isp.nets import microisp as _microisp
 from tflite_isp.nets import noahtcv as _noahtcv
+from tflite_isp.nets import norm as _norm
 from tflite_isp.nets import punet as _punet
 from tflite_isp.nets import pynet_v2 as _pynet_v2
 from tflite_isp.nets import reparam as _reparam
@@ -19,7 +20,7 @@ from tflite_isp.nets import unet as _unet
 from tflite_isp.nets.layers import CUSTOM_OBJECTS as _LAYERS
 from tflite_isp.nets.layers import Normalise, PixelShuffle
 
-CUSTOM_OBJECTS = {**_LAYERS, **_reparam.CUSTOM_OBJECTS, **_syenet.CUSTOM_OBJECTS}
+CUSTOM_OBJECTS = {**_LAYERS, **_norm.CUSTOM_OBJECTS, **_reparam.CUSTOM_OBJECTS, **_syenet.CUSTOM_OBJECTS}
 
 #: architecture name -> (builder(inputs, **settings), input_multiple(**settings))
 ARCHITECTURES = {

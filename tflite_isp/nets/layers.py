@@ -1,6 +1,5 @@
 """Custom Keras layers as real, serialisable layer classes (never Lambda: not quantizable)."""
 from tflite_isp.core.tf import keras, tf
-from tflite_isp.nets.norm import ChannelSlice, InstanceNorm, ReflectPad
 
 
 @keras.utils.register_keras_serializable(package="tflite_isp")
@@ -47,8 +46,7 @@ class Normalise(keras.layers.Layer):
         return {**super().get_config(), "black": self.black, "white": self.white, "clip": self.clip}
 
 
-CUSTOM_OBJECTS = {"PixelShuffle": PixelShuffle, "Normalise": Normalise, "InstanceNorm": InstanceNorm,
-                  "ReflectPad": ReflectPad, "ChannelSlice": ChannelSlice}
+CUSTOM_OBJECTS = {"PixelShuffle": PixelShuffle, "Normalise": Normalise}
 
 
 def conv3x3(x, channels: int, *, separable: bool, name: str, **kwargs):

@@ -67,3 +67,6 @@ class ChannelSlice(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "start": self.start, "size": self.size}
+
+
+CUSTOM_OBJECTS = {"InstanceNorm": InstanceNorm, "ReflectPad": ReflectPad, "ChannelSlice": ChannelSlice}

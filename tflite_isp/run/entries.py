@@ -52,21 +52,6 @@ def _manifest_for(path: Path):
     return manifest if path.name in names else None
 
 
-def _infer_precision(model) -> str:
-    """fp32 / fp16 / int8 / int16x8 / dynamic, read off a bare file's tensor types."""
-    dtypes = {t.dtype for op in model.ops for t in (*op.inputs, *op.outputs) if t is not None and not t.is_constant}
-    weights = {t.dtype for op in model.ops if op.name == "CONV_2D" and len(op.inputs) > 1 for t in op.inputs[1:2]}
-    if "int16" in dtypes:
-        return "int16x8"
-    if dtypes & {"int8", "uint8"}:
-        return "int8"
-    if weights & {"int8"}:
-        return "dynamic"
-    if any(t.dtype == "float16" for op in model.ops for t in op.inputs if t is not None and t.is_constant):
-        return "fp16"
-    return "fp32"
-
-
 def model_files(arg: str) -> list:
     """The .tflite files one MODEL argument names."""
     path = Path(arg)
@@ -102,7 +87,7 @@ def make_entry(path: Path, given: str, recipe_flag: str | None) -> Entry:
         recipe = recipes.Recipe.from_dict(manifest["recipe"], str(path.parent / "manifest.json"))
         precision = manifest["precision"]["name"]
     elif recipe_flag:
-        recipe, precision = recipes.load_recipe(recipe_flag), _infer_precision(model)
+        recipe, precision = recipes.load_recipe(recipe_flag), flatbuffer.file_precision(model)
     else:
         raise fail(path, "no export manifest.json beside it: pass --recipe NAME|FILE.toml for its packing order "
                          "and normalisation")

@@ -221,6 +221,19 @@ DTYPE_BYTES = {"float64": 8, "int64": 8, "float32": 4, "int32": 4, "uint32": 4, 
                "uint16": 2, "int8": 1, "uint8": 1, "bool": 1}
 
 
+def file_precision(model: TFLiteModel) -> str:
+    """fp32, fp16, dynamic, int8 or int16x8, from the activation and weight types the file holds."""
+    acts = {t.dtype for op in model.ops for t in op.outputs if not t.is_constant}
+    consts = {t.dtype for op in model.ops for t in op.inputs if t is not None and t.is_constant}
+    if "int16" in acts:
+        return "int16x8"
+    if acts & {"int8", "uint8"}:
+        return "int8"
+    if "float16" in consts:
+        return "fp16"
+    return "dynamic" if consts & {"int8", "uint8"} else "fp32"
+
+
 def tensor_bytes(t: TensorInfo) -> int:
     """Bytes of one tensor at its static shape (a dynamic dimension counts as its placeholder, usually 1)."""
     return int(np.prod([max(int(d), 1) for d in t.shape], dtype=np.int64)) * DTYPE_BYTES.get(t.dtype, 4)

@@ -111,7 +111,18 @@ def _match_size(x, other):
     return tf.nn.avg_pool2d(x, factor, factor, "VALID") if factor > 1 else x
 
 
-class Joint(Plain):
+class ExtraHeads(Plain):
+    """A training model whose first output is the recipe's network and whose other outputs are training-only heads:
+    it validates on the first output and saves the recipe's single-output network, weights copied by layer name."""
+
+    def predict(self, x):
+        return self.model(x, training=False)[0]
+
+    def deployable(self, model):
+        return architectures.copy_weights(model, architectures.build(self.recipe_model, name=self.name))
+
+
+class Joint(ExtraHeads):
     """ENERZAi-style: one U-Net encoder, the recipe's decoder (small head) and a ``large`` times
     wider decoder (large head) trained together; loss = task(small) + task(large) + alpha *
     task(small vs the large head's output). The large head is then detached: the deployable
@@ -138,17 +149,11 @@ class Joint(Plain):
         return (self.loss_fn(y, small) + self.loss_fn(y, large)
                 + self.alpha * self.loss_fn(tf.stop_gradient(large), small))
 
-    def predict(self, x):
-        return self.model(x, training=False)[0]
-
     def predict_large(self, x):
         return self.model(x, training=False)[1]
 
-    def deployable(self, model):
-        return architectures.copy_weights(model, architectures.build(self.recipe_model, name=self.name))
 
-
-class Levels(Plain):
+class Levels(ExtraHeads):
     """PyNET-V2 with its level-2 and level-3 heads trained together with the output (the reference trains level
     by level instead): loss = task(output) + sum of weight x task(head vs the target average-pooled to its size,
     1/2 and 1/4). The heads are then dropped: the deployable model is the recipe's single-output network."""
@@ -172,9 +177,3 @@ class Levels(Plain):
             if weight:
                 total += weight * self.loss_fn(tf.nn.avg_pool2d(y, factor, factor, "VALID"), head)
         return total
-
-    def predict(self, x):
-        return self.model(x, training=False)[0]
-
-    def deployable(self, model):
-        return architectures.copy_weights(model, architectures.build(self.recipe_model, name=self.name))
