@@ -469,6 +469,12 @@ def test_zoo_trains_exports_and_scores_once(isp_data, tmp_path):
     assert (tmp_path / "zoo" / "score" / "leaderboard.md").is_file()
 
 
+def test_zoo_fraction_out_of_range_is_one_line_before_anything_trains(tmp_path):
+    proc = run_module("tflite_isp.score", "--zoo", "--zoo_fraction", "1.5", "--out", tmp_path / "s")
+    assert proc.returncode == 2 and "error: --zoo_fraction must be in (0, 1], not 1.5" in proc.stderr
+    assert "zoo: training" not in proc.stderr and not (tmp_path / "s").exists()
+
+
 def test_mai22_protocol_times_on_the_phone_gpu_and_takes_only_fp16(exports, tmp_path):
     """adb:SERIAL becomes adb:SERIAL:gpu, another delegate is refused; an INT8 file is not a mai22 submission."""
     from tflite_isp.core.errors import UserError

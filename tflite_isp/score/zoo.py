@@ -112,6 +112,8 @@ def run(cfg, score, *, models=ZOO_MODELS, steps: int = 0, seed: int = 0, root: P
     def log(message):
         print(message, file=sys.stderr, flush=True)
 
+    if not 0 < fraction <= 1:  # before any model trains, not as ten failed rows
+        raise UserError(f"--zoo_fraction must be in (0, 1], not {fraction}")
     data, root = cfg.data or "embedded:isp", Path(root)
     roots = []
     for name in models:
