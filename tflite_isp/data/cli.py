@@ -1,6 +1,6 @@
 """Dataset command line: synthesise the embedded datasets, or count what a dataset folder holds.
 
-    python -m tflite_isp.data synth --out DIR [--task isp|lowlight|both] [--seed N] [--small]
+    python -m tflite_isp.data synth --out DIR [--task isp|lowlight|colorize|both] [--seed N] [--small]
     python -m tflite_isp.data info DIR
 
 ``--task both`` writes ``DIR/isp`` and ``DIR/lowlight`` (the cache's layout); a single task
@@ -58,7 +58,7 @@ def lowlight_counts(root: Path) -> dict:
 
 
 def describe(root) -> list:
-    """One line per dataset found in ``root`` (itself, or its ``isp``/``lowlight`` sub-folders)."""
+    """One line per dataset found in ``root`` (itself, or its ``isp``/``lowlight``/``colorize`` sub-folders)."""
     root = Path(root)
     if not root.is_dir():
         raise fail(root, "no such folder")
@@ -76,7 +76,11 @@ def describe(root) -> list:
         parts = [f"{k} {v['pairs']} pairs ({v['scenes']} scene{'s' * (v['scenes'] != 1)}"
                  + (f", {v['missing']} files missing)" if v["missing"] else ")") for k, v in counts.items()]
         lines.append(f"lowlight {root}: " + ", ".join(parts))
-    for sub in ("isp", "lowlight"):
+    manifest = root / "MANIFEST.json"
+    if manifest.is_file() and json.loads(manifest.read_text()).get("task") == "colorize":
+        counts = {s: sum(1 for _ in (root / s).glob("*.png")) for s in SPLITS}
+        lines.append(f"colorize {root}: " + ", ".join(f"{k} {v} images" for k, v in counts.items()))
+    for sub in ("isp", "lowlight", "colorize"):
         if (root / sub).is_dir():
             lines += describe(root / sub)
     if not lines:
@@ -89,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     synth = sub.add_parser("synth", help="write the synthetic datasets made from bundled photos")
     synth.add_argument("--out", required=True, type=Path, help="new or empty folder")
-    synth.add_argument("--task", choices=("isp", "lowlight", "both"), default="both",
+    synth.add_argument("--task", choices=("isp", "lowlight", "colorize", "both"), default="both",
                        help="both: DIR/isp and DIR/lowlight (default); otherwise the dataset is DIR itself")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--small", action="store_true", help="a tiny set for tests")

@@ -26,7 +26,8 @@ from tflite_isp.core.cache import cache_dir
 from tflite_isp.core.errors import UserError, fail
 from tflite_isp.raw import bayer, rawio
 
-LAYOUTS = ("mai21", "zurich", "sid")
+LAYOUTS = ("mai21", "zurich", "sid", "images")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 SPLITS = ("train", "val", "test")
 SID_MAX_RATIO = 300.0
 
@@ -54,7 +55,7 @@ class Split:
 
     @property
     def task(self) -> str:
-        return "lowlight" if self.layout == "sid" else "isp"
+        return task_of(self.layout)
 
     def decoded_bytes(self) -> int:
         """Memory that the decoded split takes: uint16 mosaics plus 8- or 16-bit RGB targets."""
@@ -64,6 +65,10 @@ class Split:
     def report(self) -> dict:
         return {"layout": self.layout, "root": self.root, "split": self.name, "pairs": len(self.pairs),
                 "skipped": [{"path": p, "reason": r} for p, r in self.skipped]}
+
+def task_of(layout: str) -> str:
+    """The task a layout's pairs train: SID's low-light RAW, plain RGB images' colourisation, else ISP."""
+    return {"sid": "lowlight", "images": "colorize"}.get(layout, "isp")
 
 # --- File checks --------------------------------------------------------------------------
 
@@ -276,6 +281,35 @@ def _sid(root: Path, split: str, on_bad: str) -> Split:
     return Split("sid", str(root), split, pattern, "rawpy", tuple(good), tuple(bad))
 
 
+def file_split(name: str) -> str:
+    """A flat image folder's split of one file, fixed by its name (adding files never moves another): 80 % train,
+    10 % val, 10 % test."""
+    bucket = int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) % 10
+    return "val" if bucket == 8 else "test" if bucket == 9 else "train"
+
+
+def _images(root: Path, split: str, on_bad: str) -> Split:
+    """RGB images for colourisation: ``<root>/<split>/*`` where those folders exist, else ``<root>/*`` split by
+    :func:`file_split`; each image is its own target (the model sees its L, learns its ab)."""
+    folder = root / split
+    if any((root / s).is_dir() for s in SPLITS):
+        files = sorted(folder.iterdir()) if folder.is_dir() else []
+    else:
+        files = [p for p in sorted(root.iterdir()) if file_split(p.name) == split]
+    files = [p for p in files if p.suffix.lower() in IMAGE_EXTS]
+    if not files:
+        raise fail(folder if folder.is_dir() else root, f"empty split: no {'/'.join(IMAGE_EXTS)} images for {split}")
+
+    def check(pair: Pair) -> Pair:
+        w, h, c, bits = image_size(pair.raw)
+        if c not in (1, 3, 4):
+            raise ValueError(f"not an RGB image ({c} channels)")
+        return replace(pair, shape=(h, w), target_bits=bits)
+
+    good, bad = _screen([Pair(str(p), str(p)) for p in files], check, on_bad, f"images:{split}")
+    return Split("images", str(root), split, "", "rgb", tuple(good), tuple(bad))
+
+
 def open_split(layout: str, root, split: str, *, on_bad: str = "fail") -> Split:
     """Check and list the pairs of one split of a dataset."""
     if layout not in LAYOUTS:
@@ -289,6 +323,8 @@ def open_split(layout: str, root, split: str, *, on_bad: str = "fail") -> Split:
         s = _png_layout(root, split, _RAW_DIRS[layout], "fujifilm", {".png", ".jpg"}, on_bad, layout)
     elif layout == "zurich":
         s = _png_layout(root, split, _RAW_DIRS[layout], "canon", {".jpg", ".png"}, on_bad, layout)
+    elif layout == "images":
+        s = _images(root, split, on_bad)
     else:
         s = _sid(root, split, on_bad)
     if not s.pairs:
@@ -304,6 +340,8 @@ def has_split(layout: str, root, split: str) -> bool:
     root = Path(root)
     if layout == "sid":
         return any(root.glob(f"*_{split}_list.txt"))
+    if layout == "images":
+        return (root / split).is_dir() or not any((root / s).is_dir() for s in SPLITS)
     return (root / split / _RAW_DIRS[layout]).is_dir()
 
 
@@ -313,17 +351,18 @@ def validation_split(layout: str, root) -> str:
 
 
 def parse_data_flag(value: str):
-    """``LAYOUT:PATH`` -> (layout, path); ``embedded:isp`` / ``embedded:lowlight`` -> the embedded set."""
+    """``LAYOUT:PATH`` -> (layout, path); ``embedded:isp|lowlight|colorize`` -> the embedded set."""
     layout, sep, path = value.partition(":")
     if not sep or not path:
-        raise UserError(f"--data must be LAYOUT:PATH (layouts: {', '.join(LAYOUTS)}) or embedded:isp|lowlight, "
-                        f"not {value!r}")
+        raise UserError(f"--data must be LAYOUT:PATH (layouts: {', '.join(LAYOUTS)}) or "
+                        f"embedded:isp|lowlight|colorize, not {value!r}")
     if layout == "embedded":
-        if path not in ("isp", "lowlight"):
-            raise UserError(f"embedded data is 'isp' or 'lowlight', not {path!r}")
+        embedded = {"isp": "mai21", "lowlight": "sid", "colorize": "images"}
+        if path not in embedded:
+            raise UserError(f"embedded data is 'isp', 'lowlight' or 'colorize', not {path!r}")
         from tflite_isp.data import synth  # lazy: scikit-image's photos only when the embedded set is used
 
-        return ("mai21" if path == "isp" else "sid"), synth.ensure_embedded(path)
+        return embedded[path], synth.ensure_embedded(path)
     if layout not in LAYOUTS:
         raise UserError(f"unknown dataset layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
     return layout, Path(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tflite_isp.core import colour
 from tflite_isp.core.errors import fail
 from tflite_isp.core.tf import tf
 from tflite_isp.data.layouts import Split, input_levels
@@ -17,6 +18,7 @@ from tflite_isp.raw import bayer, rawio
 from tflite_isp.raw.bayer import model_input  # noqa: F401  (the one definition; re-exported)
 
 AUTOTUNE = tf.data.AUTOTUNE
+tnp = tf.experimental.numpy  # NumPy's API on tensors: core.colour's formulas run in the graph
 
 DEFAULT_CACHE_BYTES = 1 << 30
 
@@ -68,6 +70,10 @@ def training_dataset(split: Split, spec, *, patch: int, batch: int, augment: boo
     """
     if patch % 2:
         raise ValueError("patch must be even")
+    if split.task == "colorize":
+        return _colour_batches(split, spec, patch=patch, batch=batch, augment=augment, seed=seed,
+                               num_shards=num_shards, shard_index=shard_index, cache_bytes=cache_bytes,
+                               cache_one_batch=cache_one_batch)
     decode = _decoder(split)
     crop = patch + 2 if augment else patch  # augmentation trims one phase row/column per side pair
     pattern = split.pattern
@@ -119,6 +125,8 @@ def eval_dataset(split: Split, spec, *, multiple: int = 1, max_size: int = 0):
 
     ``max_size`` > 0 caps the crop (RAW pixels) to bound evaluation time.
     """
+    if split.task == "colorize":
+        return _colour_eval(split, spec, multiple=multiple, max_size=max_size)
     decode = _decoder(split)
     step = 2 * multiple
     pattern = split.pattern
@@ -136,6 +144,75 @@ def eval_dataset(split: Split, spec, *, multiple: int = 1, max_size: int = 0):
 
     ds = tf.data.Dataset.from_tensor_slices(_tensors(split, spec))
     return ds.map(load, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+# --- Colourisation: RGB images in, L -> ab pairs out ----------------------------------------
+
+
+def _colour_files(split: Split, num_shards: int = 1, shard_index: int = 0):
+    for p in split.pairs:
+        if min(p.shape) and min(p.shape) < 16:
+            raise fail(p.raw, f"{p.shape[1]}x{p.shape[0]} is too small for a colourisation model")
+    files = tf.data.Dataset.from_tensor_slices(tf.constant([p.raw for p in split.pairs]))
+    return files.shard(num_shards, shard_index) if num_shards > 1 else files
+
+
+def _colour_batches(split: Split, spec, *, patch, batch, augment, seed, num_shards, shard_index, cache_bytes,
+                    cache_one_batch):
+    """Endless batches of (L / l_scale (patch, patch, 1), ab / ab_scale (patch, patch, 2)) from random crops,
+    flipped and rotated when ``augment`` (colour has no CFA phase to keep)."""
+    small = [p for p in split.pairs if 0 < min(p.shape) < patch]
+    if small:
+        raise fail(small[0].raw, f"{small[0].shape[1]}x{small[0].shape[0]} is smaller than the {patch}x{patch} "
+                                 "training crop; lower --patch")
+
+    def load(rgb, rnd):
+        rnd = tf.cast(rnd % 65536, tf.int32)
+        h, w = tf.shape(rgb)[0], tf.shape(rgb)[1]
+        oy, ox = rnd[0] % (h - patch + 1), rnd[1] % (w - patch + 1)
+        rgb = tf.ensure_shape(rgb[oy:oy + patch, ox:ox + patch], [patch, patch, 3])
+        if augment:
+            rgb = tf.image.rot90(rgb, rnd[2] % 4)
+            rgb = tf.cond(rnd[2] % 8 >= 4, lambda: tf.image.flip_left_right(rgb), lambda: rgb)
+        return (colour.model_input(rgb, spec.l_scale, tnp), colour.model_target(rgb, spec.ab_scale, tnp))
+
+    files = _colour_files(split, num_shards, shard_index)
+    n = len(split.pairs)
+    decoded = files.map(decode_target, num_parallel_calls=AUTOTUNE)
+    if split.decoded_bytes() <= cache_bytes:
+        decoded = decoded.cache()
+    decoded = decoded.shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
+    randoms = tf.data.Dataset.random(seed=seed).batch(3)
+    ds = tf.data.Dataset.zip((decoded, randoms)).map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch, drop_remainder=True)
+    if cache_one_batch:
+        ds = ds.take(1).cache().repeat()
+    return ds.prefetch(AUTOTUNE)
+
+
+def _colour_eval(split: Split, spec, *, multiple: int, max_size: int):
+    """Whole images, batch 1, centre-cropped to ``multiple``: (L / l_scale, the RGB target)."""
+
+    def load(path):
+        rgb = decode_target(path)
+        h, w = tf.shape(rgb)[0], tf.shape(rgb)[1]
+        ch, cw = h // multiple * multiple, w // multiple * multiple
+        if max_size:
+            cap = max_size // multiple * multiple
+            ch, cw = tf.minimum(ch, cap), tf.minimum(cw, cap)
+        rgb = rgb[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
+        return colour.model_input(rgb, spec.l_scale, tnp)[None], rgb[None]
+
+    return _colour_files(split).map(load, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+def read_image(split: Split, pair) -> np.ndarray:
+    """One image of a colourisation split as float32 H x W x 3 in [0, 1]; a file that does not decode is a
+    one-line error naming it."""
+    try:
+        return decode_target(tf.constant(pair.raw)).numpy()
+    except tf.errors.OpError as err:
+        raise fail(pair.raw, f"cannot decode the image ({err.message.splitlines()[0]})") from None
 
 
 def read_pair(split: Split, pair) -> tuple:
@@ -156,4 +233,4 @@ def read_pair(split: Split, pair) -> tuple:
     return mosaic[:h, :w], target[:h, :w]
 
 
-__all__ = ["model_input", "training_dataset", "eval_dataset", "decode_target", "read_pair"]
+__all__ = ["model_input", "training_dataset", "eval_dataset", "decode_target", "read_pair", "read_image"]

@@ -1,11 +1,12 @@
 """The embedded default datasets, synthesised offline from photos bundled in scikit-image.
 
-Two tasks, each in the on-disk layout of the public dataset it stands in for:
+Three tasks, each in the on-disk layout of the public dataset it stands in for:
 
 * ``isp``: MAI 2021 style pairs ``{split}/mediatek_raw/<i>.png`` (uint16 Bayer) and
   ``{split}/fujifilm/<i>.png`` (8-bit sRGB target), from one simulated 10-bit RGGB sensor.
 * ``lowlight``: SID style ``Sony/{short,long}/*.dng`` with ``Sony_{split}_list.txt``, the
   shorts made with ELD's Gaussian+Poisson model at ratios 100, 250 and 300.
+* ``colorize``: plain sRGB crops ``{split}/<i>.png`` (the ``images`` layout), each its own target.
 
 RAW is made by unprocessing (Brooks et al. 2019, see :mod:`tflite_isp.unprocess`). Splits
 go by source photo (a fixed table), so no scene is in two splits. Everything is drawn from
@@ -72,7 +73,7 @@ LONG_EXPOSURE = "10"
 SHORT_EXPOSURES = (("0.1", 100), ("0.04", 250), ("0.033", 300))
 _SPLIT_DIGIT = {"train": 0, "test": 1, "val": 2}
 _F_NUMBERS = (2.8, 4.0, 5.6, 8.0, 11.0)
-_TASK_ID = {"isp": 1, "lowlight": 2}
+_TASK_ID = {"isp": 1, "lowlight": 2, "colorize": 3}
 
 
 def split_of(scene: str) -> str:
@@ -320,10 +321,37 @@ def make_lowlight(out_dir, *, seed: int = 0, scenes_per_photo=None, eval_scenes_
         })
     return out_dir
 
+# --- Task 3: colourisation images (a folder of sRGB images per split) ------------------------
+
+
+def make_colorize(out_dir, *, seed: int = 0, crops_per_photo=None, eval_crops_per_photo=None, size=None,
+                  small: bool = False) -> Path:
+    """Write the ``colorize`` set, ``{split}/<i>.png`` sRGB crops of the same photos and split; defaults 16 crops
+    per training photo, 8 per val/test photo, 288 px (256 px training patches plus room to move)."""
+    crops_per_photo = crops_per_photo or (2 if small else 16)
+    eval_crops_per_photo = eval_crops_per_photo or (2 if small else 8)
+    size = int(size or (64 if small else 288))
+    counts = dict.fromkeys(SPLITS, 0)
+    with staging(out_dir) as tmp:
+        for split in SPLITS:
+            (tmp / split).mkdir()
+        for index, (photo, scene, jpeg) in enumerate(PHOTOS):
+            split = split_of(scene)
+            n = crops_per_photo if split == "train" else eval_crops_per_photo
+            for item in range(n):
+                crop = random_crop(load_photo(photo), (size, size), jpeg, _rng(seed, "colorize", index, item))
+                _write_png(tmp / split / f"{counts[split]}.png", np.round(crop * 255.0).astype(np.uint8))
+                counts[split] += 1
+            _progress(f"synth colorize: {photo} -> {split} ({n} images)")
+        _write_json(tmp / "MANIFEST.json", {"task": "colorize", "generator": f"tflite_isp.synth {VERSION}",
+                                            "seed": seed, "size": size, "counts": counts, "photos": split_photos(),
+                                            "layout": "{split}/<i>.png (8-bit sRGB)"})
+    return Path(out_dir)
+
 # --- The embedded cache --------------------------------------------------------------------
 
 
-MAKERS = {"isp": make_isp, "lowlight": make_lowlight}
+MAKERS = {"isp": make_isp, "lowlight": make_lowlight, "colorize": make_colorize}
 
 
 def embedded_root(task: str, *, seed: int = 0) -> Path:

@@ -17,18 +17,18 @@ import numpy as np
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
-    """Where one image sits in a canvas (packed coordinates) and its target (2h x 2w x 3)."""
+    """Where one image sits in a canvas (input coordinates) and its target (scale*h x scale*w x 3)."""
 
     y: int
     x: int
     h: int
     w: int
     target: np.ndarray
-
+    scale: int = 2  # output pixels per input pixel: 2 for packed RAW, 1 for colourisation
 
 @dataclasses.dataclass(frozen=True)
 class Canvas:
-    input: np.ndarray  # (1, H, W, 4) float32, the model's normalised input
+    input: np.ndarray  # (1, H, W, C) float32, the model's normalised input (C = 4 packed RAW, 1 for L)
     cells: tuple
 
 
@@ -48,22 +48,23 @@ def _centre(a: np.ndarray, h: int, w: int, scale: int = 1) -> np.ndarray:
 
 
 def tile(samples, size, multiple: int = 1) -> list:
-    """[(packed x (h, w, 4), target (2h, 2w, 3)), ...] -> canvases of ``size`` (H, W), in order."""
+    """[(input x (h, w, C), target (s*h, s*w, 3)), ...] -> canvases of ``size`` (H, W), in order."""
     samples = list(samples)
     if not samples:
         return []
     H, W = size
     ch, cw = cell_size([x.shape for x, _ in samples], size, multiple)
     rows, cols = H // ch, W // cw
+    channels, scale = samples[0][0].shape[-1], samples[0][1].shape[0] // samples[0][0].shape[0]
     canvases = []
     for start in range(0, len(samples), rows * cols):
         group = samples[start:start + rows * cols]
-        grid = np.zeros((rows * ch, cols * cw, 4), np.float32)
+        grid = np.zeros((rows * ch, cols * cw, channels), np.float32)
         cells = []
         for k, (x, target) in enumerate(group):
             y0, x0 = (k // cols) * ch, (k % cols) * cw
             grid[y0:y0 + ch, x0:x0 + cw] = _centre(x, ch, cw)
-            cells.append(Cell(y0, x0, ch, cw, _centre(target, ch, cw, 2)))
+            cells.append(Cell(y0, x0, ch, cw, _centre(target, ch, cw, scale), scale))
         used_rows = -(-len(group) // cols)
         if used_rows < rows:  # an incomplete last canvas: mirror its filled rows down
             grid = grid[:used_rows * ch]
@@ -72,9 +73,10 @@ def tile(samples, size, multiple: int = 1) -> list:
     return canvases
 
 
-def crop_output(output: np.ndarray, cell: Cell) -> np.ndarray:
-    """The cell's part of a model output (1, 2H, 2W, 3) -> (2h, 2w, 3)."""
-    return output[0, 2 * cell.y:2 * (cell.y + cell.h), 2 * cell.x:2 * (cell.x + cell.w)]
+def crop_output(output: np.ndarray, cell: Cell, scale: int | None = None) -> np.ndarray:
+    """The cell's part of a model output (1, sH, sW, C) -> (sh, sw, C); ``scale=1`` crops the input instead."""
+    s = cell.scale if scale is None else scale
+    return output[0, s * cell.y:s * (cell.y + cell.h), s * cell.x:s * (cell.x + cell.w)]
 
 
 def load_samples(split, spec, *, multiple: int, limit: int = 0, seed: int | None = None, max_size: int = 0):

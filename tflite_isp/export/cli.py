@@ -27,7 +27,8 @@ for _name, _help in [("fp16", "FP16 weights."), ("int8", "Full-integer INT8, pos
                      ("int16x8", "INT16 activations, INT8 weights."), ("dynamic", "Dynamic-range (INT8 weights)."),
                      ("all", "Every precision (FP32 included) and ONNX.")]:
     flags.DEFINE_boolean(_name, False, _help)
-flags.DEFINE_string("size", "544x960", "Packed input HxW of model.tflite (Full HD RAW = 544x960); also --size H W.")
+flags.DEFINE_string("size", None, "Input HxW of model.tflite (also --size H W); default: packed Full HD RAW 544x960 "
+                                  "for ISP models, 256x256 for colourisation.")
 flags.DEFINE_boolean("model_none", True, "Also write model_none.tflite with dynamic height and width.")
 flags.DEFINE_integer("calibration_images", 100, "Training images for INT8/16x8 calibration and QAT data checks.")
 flags.DEFINE_enum("io_type", None, ["float32", "uint8", "int8", "int16"], "IO type of integer models (default: int8; "
@@ -68,7 +69,8 @@ def config_from_flags(source: str) -> ExportConfig:
         raise UserError(f"choose one precision (--{' | --'.join(chosen)} given) or --all")
     precisions = ("fp32", *PRECISION_FLAGS) if FLAGS.all else (chosen or ("fp32",))
     return ExportConfig(
-        source=source, precisions=precisions, onnx=FLAGS.onnx or FLAGS.all, size=parse_size(FLAGS.size),
+        source=source, precisions=precisions, onnx=FLAGS.onnx or FLAGS.all,
+        size=parse_size(FLAGS.size) if FLAGS.size else None,
         model_none=FLAGS.model_none, data=FLAGS.data, out=FLAGS.out, calibration_images=FLAGS.calibration_images,
         io_type=FLAGS.io_type, raw_input=FLAGS.raw_input, allow_float_ops=FLAGS.allow_float_ops,
         per_channel=FLAGS.per_channel, qat_steps=FLAGS.qat_steps, qat_lr=FLAGS.qat_lr, qat_target=FLAGS.qat_target,

@@ -17,7 +17,7 @@ class ExportConfig:
     source: str
     precisions: tuple = ("fp32",)
     onnx: bool = False
-    size: tuple = (544, 960)
+    size: tuple | None = None  # None: the task's default (exporter.DEFAULT_SIZE)
     model_none: bool = True
     data: str | None = None
     out: str | None = None
@@ -81,8 +81,10 @@ def load_source(source: str, recipe_name: str | None = None):
     else:
         raise fail(path, "no such run directory or model")
     model = architectures.load(keras_path)
-    if tuple(model.input_shape[-1:]) != (4,) or len(model.input_shape) != 4:
-        raise fail(keras_path, f"input {model.input_shape} is not packed RAW (batch, H, W, 4)")
+    channels = recipe.input.channels
+    if tuple(model.input_shape[-1:]) != (channels,) or len(model.input_shape) != 4:
+        what = "an L plane (batch, H, W, 1)" if channels == 1 else "packed RAW (batch, H, W, 4)"
+        raise fail(keras_path, f"input {model.input_shape} is not {what}, which {recipe.name}'s recipe expects")
     return recipe, model, run_dir
 
 

@@ -15,6 +15,9 @@ from tflite_isp.export.config import ExportConfig, data_source, load_source, uni
 from tflite_isp.export.manifest import file_record, publish, sha256, tool_versions
 from tflite_isp.run.litert import Runner
 
+#: --size when none is given: Full HD RAW packed (544 x 960) for ISP models, the published 256 x 256 for colourisation
+DEFAULT_SIZE = {"isp": (544, 960), "lowlight": (544, 960), "colorize": (256, 256)}
+
 
 class Exporter:
     """Everything shared by the precisions of one export call: model, data, canvases, references."""
@@ -25,9 +28,11 @@ class Exporter:
         self.cfg = cfg
         self.recipe, loaded, self.run_dir = load_source(cfg.source, cfg.recipe)
         self.multiple = architectures.input_multiple(self.recipe.model)
+        self.channels = self.recipe.input.channels
+        cfg.size = cfg.size or DEFAULT_SIZE[self.recipe.task]
         h, w = cfg.size
         if h % self.multiple or w % self.multiple:
-            raise UserError(f"--size {h}x{w}: {self.recipe.name} needs packed sizes divisible by {self.multiple}")
+            raise UserError(f"--size {h}x{w}: {self.recipe.name} needs input sizes divisible by {self.multiple}")
         self.layout, self.root = data_source(cfg, self.recipe, self.run_dir)
         spec = self.recipe.input
         self.train_split = layouts.open_split(self.layout, self.root, "train", on_bad=cfg.bad_files)
@@ -38,6 +43,8 @@ class Exporter:
                                   f"{self.recipe.task} model")
         self.levels = None
         if cfg.raw_input:
+            if self.recipe.task == "colorize":
+                raise UserError("--raw_input is for ISP models; a colourisation model takes L, not sensor values")
             if self.recipe.task == "lowlight":
                 raise UserError("--raw_input is for ISP models; a low-light model's input is also amplified by "
                                 "the exposure ratio, which the graph does not take")
@@ -93,7 +100,7 @@ class Exporter:
         qat.calibrate_ranges(q, self.model, self.calibration_inputs[:4])
         augment, batch = bool(recipe.train.get("augment", True)), int(recipe.train.get("batch", 8))
         smallest = min(min(p.shape) for p in self.train_split.pairs) - (2 if augment else 0)
-        step = 2 * self.multiple
+        step = recipe.input.scale * self.multiple
         patch = min(int(recipe.train.get("patch", 256)), smallest // step * step)  # the recipe's, if data allow
         data = pipeline.training_dataset(self.train_split, recipe.input, patch=patch, batch=batch, augment=augment,
                                          seed=cfg.seed)
@@ -133,8 +140,8 @@ class Exporter:
         cfg, start = self.cfg, time.perf_counter()
         model, qat_info = (self.qat_model() if precision.qat else (self.model, None))
         h, w = cfg.size
-        self.log(f"{precision.name}: converting at 1x{h}x{w}x4")
-        data = self.convert(model, precision, (1, h, w, 4))
+        self.log(f"{precision.name}: converting at 1x{h}x{w}x{self.channels}")
+        data = self.convert(model, precision, (1, h, w, self.channels))
         convert_s = time.perf_counter() - start
         record, info = file_record(data, "model.tflite", cfg.targets)
         files = {"model.tflite": data}
@@ -155,7 +162,7 @@ class Exporter:
             manifest["model_none"] = {"skipped": "selective quantisation (--keep_float) applies to model.tflite only"}
         elif cfg.model_none:
             try:
-                none_data = self.convert(model, precision, (1, None, None, 4))
+                none_data = self.convert(model, precision, (1, None, None, self.channels))
                 files["model_none.tflite"] = none_data
                 manifest["model_none"] = file_record(none_data, "model_none.tflite", cfg.targets)[0]
             except UserError as err:
@@ -171,7 +178,7 @@ class Exporter:
 
             runner = Runner(data, threads=cfg.threads)
             manifest["fidelity"] = fidelity.compare(runner, self.fidelity_inputs, self.reference_outputs(),
-                                                    self.fidelity)
+                                                    self.fidelity, self.render)
             manifest["fidelity"]["data"] = f"{self.layout}:{self.root} {self.val_split.name}"
         if debug and debug.get("selective"):
             manifest["debug_quant"]["selective"]["fidelity_after"] = manifest.get("fidelity")
@@ -187,7 +194,7 @@ class Exporter:
         inputs = self.fidelity_inputs[:2] or self.calibration_inputs[:2]
 
         def converter():
-            return convert.converter_for(model, (1, *cfg.size, 4), precision,
+            return convert.converter_for(model, (1, *cfg.size, self.channels), precision,
                                          representative=convert.representative_from(self.calibration_inputs),
                                          io_type=self._io_type(precision), allow_float_ops=True,
                                          per_channel=cfg.per_channel)
@@ -205,7 +212,7 @@ class Exporter:
             if self.fidelity:
                 report["selective"]["fidelity_before"] = fidelity.compare(
                     Runner(full_data, threads=cfg.threads), self.fidelity_inputs, self.reference_outputs(),
-                    self.fidelity)
+                    self.fidelity, self.render)
         return report, selective
 
     def gates(self, name, manifest, required) -> dict:
@@ -221,9 +228,19 @@ class Exporter:
         return {"max_psnr_drop": cfg.max_psnr_drop, "require_delegable": list(cfg.require_delegable),
                 "passed": not failures, "failures": failures}
 
+    @property
+    def render(self):
+        """(input, output) -> RGB for fidelity: a colourisation model's L and ab; None where the output is RGB."""
+        return self.recipe.input.render if self.recipe.task == "colorize" else None
+
     def conventions(self) -> dict:
         """The IO convention a consumer of the file needs (the recipe's, or the in-graph levels)."""
         spec = self.recipe.input
+        if self.recipe.task == "colorize":
+            return {"input": {"layout": "L (1, H, W, 1) in NHWC", "values": "CIE L* / l_scale (sRGB, D65)",
+                              "l_scale": spec.l_scale, "task": "colorize"},
+                    "output": {"layout": "ab (1, H, W, 2) in NHWC", "values": "(a*, b*) / ab_scale",
+                               "ab_scale": spec.ab_scale, "range": [-1.0, 1.0]}}
         values = ("sensor values (normalised in the graph)" if self.levels else
                   "normalised (x - black) / (white - black)"
                   + (", times the exposure ratio" if self.recipe.task == "lowlight" else "")

@@ -17,14 +17,18 @@ def reference_outputs(model, inputs) -> list:
     return [model(x, training=False).numpy() for x in inputs]
 
 
-def compare(run, inputs, references, canvases) -> dict:
+def compare(run, inputs, references, canvases, render=None) -> dict:
     """Run ``run`` (a float-in, float-out callable) on each canvas input and score against the
-    Keras ``references`` and each cell's target."""
+    Keras ``references`` and each cell's target; ``render(input, output)`` turns a colourisation
+    model's L and ab into the RGB that is scored (None: the output is RGB)."""
     ref_psnr, out_psnr, max_err, sum_err, n = [], [], 0.0, 0.0, 0
     for x, ref, canvas in zip(inputs, references, canvases, strict=True):
         out = run(x)
         for cell in canvas.cells:
             r, o = crop_output(ref, cell), crop_output(out, cell)
+            if render is not None:
+                cell_input = crop_output(x, cell, scale=1)
+                r, o = render(cell_input, r), render(cell_input, o)
             ref_psnr.append(psnr(r, cell.target))
             out_psnr.append(psnr(o, cell.target))
             diff = np.abs(np.clip(o, 0, 1) - np.clip(r, 0, 1))

@@ -80,7 +80,8 @@ def _unconverted(model_proto) -> list:
 
 # long function: tf2onnx's conversion steps and their one-line error translations, in order.
 def to_onnx(model, path, *, height: int, width: int, opset: int = 17) -> dict:
-    """Convert ``model`` (packed RAW (1, H, W, 4) float32 -> (1, 2H, 2W, 3)) to an ONNX file at ``path``.
+    """Convert ``model`` (packed RAW (1, H, W, 4) float32 -> (1, 2H, 2W, 3), or a colourisation net's L
+    (1, H, W, 1) -> ab (1, H, W, 2)) to an ONNX file at ``path``.
 
     The file is written atomically (never half-written; nothing is left behind on failure).
     Returns {"opset", "input": {"name", "shape"}, "output": {"name", "shape"}, "size_bytes",
@@ -103,22 +104,23 @@ def to_onnx(model, path, *, height: int, width: int, opset: int = 17) -> dict:
     if height <= 0 or width <= 0:
         raise fail(path, f"input size must be positive, not {height}x{width}")
 
-    spec = [tf.TensorSpec((1, height, width, 4), tf.float32, name=INPUT_NAME)]
+    channels = int(model.input_shape[-1] or 4)
+    spec = [tf.TensorSpec((1, height, width, channels), tf.float32, name=INPUT_NAME)]
 
     @tf.function(input_signature=spec)
     def serve(raw):
         return {OUTPUT_NAME: model(raw, training=False)}
 
-    # Trace first: a model that does not accept (1, H, W, 4) fails here with a readable Keras error.
+    # Trace first: a model that does not accept (1, H, W, C) fails here with a readable Keras error.
     try:
         concrete = serve.get_concrete_function(*spec)
     except Exception as err:  # noqa: BLE001 - Keras raises ValueError/TypeError/InvalidArgumentError
-        raise fail(path, f"model does not accept a (1, {height}, {width}, 4) float32 input: "
+        raise fail(path, f"model does not accept a (1, {height}, {width}, {channels}) float32 input: "
                          f"{_first_line(err)}") from None
-    expected = (1, 2 * height, 2 * width, 3)
+    expected = (1, 2 * height, 2 * width, 3) if channels == 4 else (1, height, width, 2)
     got = tuple(concrete.structured_outputs[OUTPUT_NAME].shape.as_list())
     if got != expected:
-        raise fail(path, f"model maps (1, {height}, {width}, 4) to {got}, expected {expected}")
+        raise fail(path, f"model maps (1, {height}, {width}, {channels}) to {got}, expected {expected}")
 
     collector = _OpErrors()
     tf2onnx_logger = logging.getLogger("tf2onnx")
@@ -146,8 +148,8 @@ def to_onnx(model, path, *, height: int, width: int, opset: int = 17) -> dict:
         raise fail(path, f"converted ONNX model has {len(graph.input)} inputs and {len(graph.output)} outputs, "
                          "expected 1 and 1")
     in_shape, out_shape = _shape(graph.input[0]), _shape(graph.output[0])
-    if in_shape != (1, height, width, 4):
-        raise fail(path, f"converted ONNX input has shape {in_shape}, expected (1, {height}, {width}, 4)")
+    if in_shape != (1, height, width, channels):
+        raise fail(path, f"converted ONNX input has shape {in_shape}, expected (1, {height}, {width}, {channels})")
     if out_shape != expected:
         raise fail(path, f"converted ONNX output has shape {out_shape}, expected {expected}")
 
@@ -176,8 +178,8 @@ def parity(path, model, inputs) -> dict:
     if not path.is_file():
         raise fail(path, "ONNX file not found")
     x = np.asarray(inputs, dtype=np.float32)
-    if x.ndim != 4 or x.shape[-1] != 4 or x.shape[0] < 1:
-        raise UserError(f"parity inputs must have shape (n, H, W, 4) with n >= 1, not {x.shape}")
+    if x.ndim != 4 or x.shape[-1] not in (1, 4) or x.shape[0] < 1:
+        raise UserError(f"parity inputs must have shape (n, H, W, 4) (or 1 channel, L) with n >= 1, not {x.shape}")
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only
     try:

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import inspect
 
+import numpy as np
+
 from tflite_isp.core.errors import fail
 from tflite_isp.core.tf import keras
+from tflite_isp.nets import colorize as _colorize
 from tflite_isp.nets import csanet as _csanet
 from tflite_isp.nets import enerzai as _enerzai
 from tflite_isp.nets import isp_forever as _isp_forever
@@ -34,7 +37,9 @@ ARCHITECTURES = {
     "isp_forever": (_isp_forever.isp_forever, _isp_forever.input_multiple),
     "noahtcv": (_noahtcv.noahtcv, lambda **_: _noahtcv.INPUT_MULTIPLE),
     "microisp": (_microisp.microisp, lambda **_: _microisp.INPUT_MULTIPLE),
+    "colorize_ae": (_colorize.colorize_ae, lambda **_: _colorize.INPUT_MULTIPLE),
 }
+INPUT_CHANNELS = {"colorize_ae": 1}  # an L plane; every other architecture takes 4 packed RAW planes
 
 
 def _split(model_section: dict):
@@ -56,8 +61,14 @@ def input_multiple(model_section: dict) -> int:
     return ARCHITECTURES[arch][1](**settings)
 
 
+def input_channels(model_section: dict) -> int:
+    """Channels of the model's input: 4 packed RAW planes, or 1 (L) for a colourisation net."""
+    return INPUT_CHANNELS.get(_split(model_section)[0], 4)
+
+
 def build(model_section: dict, *, height=None, width=None, batch=None, name=None, normalise=None) -> keras.Model:
-    """Build the network: packed (batch, height, width, 4) -> (batch, 2*height, 2*width, 3).
+    """Build the network: packed (batch, height, width, 4) -> (batch, 2*height, 2*width, 3), or a colourisation
+    net's L (batch, height, width, 1) -> ab (batch, height, width, 2).
 
     None leaves a dimension dynamic (``model_none`` style); fixed sizes give static shapes.
     ``normalise`` = dict(black=[4], white=w, clip=b) puts a Normalise layer first, so the model
@@ -69,7 +80,8 @@ def build(model_section: dict, *, height=None, width=None, batch=None, name=None
     for dim in (height, width):
         if dim is not None and dim % m:
             raise ValueError(f"packed size {dim} is not divisible by {m}, which {arch} needs")
-    inputs = keras.Input(shape=(height, width, 4), batch_size=batch, name="raw")
+    channels = INPUT_CHANNELS.get(arch, 4)
+    inputs = keras.Input(shape=(height, width, channels), batch_size=batch, name="raw" if channels == 4 else "l")
     x = Normalise(**normalise, name="normalise")(inputs) if normalise else inputs
     outputs = builder(x, **settings)
     return keras.Model(inputs, outputs, name=name or arch)
@@ -89,6 +101,16 @@ def copy_weights(src: keras.Model, dst: keras.Model, *, missing_ok: bool = False
             raise ValueError(f"the source model has no layer {layer.name!r}")
         source = src.get_layer(layer.name)
         values = _reparam.deploy_weights(source) if fuse else source.get_weights()
+        bn = f"{layer.name}_bn"
+        if fuse and bn in names and bn not in {x.name for x in dst.layers}:  # the deploy form dropped its BN
+            norm = src.get_layer(bn)
+            kernel, bias = values
+            if isinstance(source, keras.layers.Conv2DTranspose):  # its output channels are kernel axis 2
+                kernel = np.swapaxes(kernel, 2, 3)
+            kernel, bias = _reparam.fold_batch_norm(kernel, bias, *norm.get_weights(), norm.epsilon)
+            if isinstance(source, keras.layers.Conv2DTranspose):
+                kernel = np.swapaxes(kernel, 2, 3)
+            values = [kernel.astype(np.float32), bias.astype(np.float32)]
         shapes = [tuple(w.shape) for w in layer.get_weights()]
         if [tuple(v.shape) for v in values] != shapes:
             raise ValueError(f"layer {layer.name!r} has weights {[tuple(v.shape) for v in values]} in the source "
@@ -98,12 +120,18 @@ def copy_weights(src: keras.Model, dst: keras.Model, *, missing_ok: bool = False
 
 
 def deploy_form(model_section: dict) -> dict:
-    """The recipe section of the network to ship: a re-parameterised (``reparam``) model's fused form."""
-    return {**model_section, "reparam": False} if model_section.get("reparam") else dict(model_section)
+    """The recipe section of the network to ship: a re-parameterised (``reparam``) model's fused form; a
+    colourisation net's without its batch norms (folded into the convs, so QAT sees what the file runs)."""
+    if model_section.get("reparam"):
+        return {**model_section, "reparam": False}
+    if model_section.get("architecture") == "colorize_ae" and model_section.get("batch_norm", True):
+        return {**model_section, "batch_norm": False}
+    return dict(model_section)
 
 
 def fuse_weights(trained: keras.Model, deployed: keras.Model) -> keras.Model:
-    """Copy ``trained`` into its deploy form by layer name, fusing each re-parameterised block into its conv."""
+    """Copy ``trained`` into its deploy form by layer name, fusing each re-parameterised block into its conv and
+    each ``<conv>_bn`` batch norm that the deploy form lacks into ``<conv>``."""
     return copy_weights(trained, deployed, fuse=True)
 
 
@@ -118,4 +146,4 @@ def load(path) -> keras.Model:
 
 
 __all__ = ["ARCHITECTURES", "CUSTOM_OBJECTS", "Normalise", "PixelShuffle", "build", "copy_weights", "deploy_form",
-           "fuse_weights", "input_multiple", "load"]
+           "fuse_weights", "input_channels", "input_multiple", "load"]

@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
+from tflite_isp.core import colour
 from tflite_isp.core.errors import UserError, fail
 from tflite_isp.raw import bayer
 
-TASKS = ("isp", "lowlight")
+TASKS = ("isp", "lowlight", "colorize")
 
 
 @dataclass(frozen=True)
@@ -39,13 +42,47 @@ class InputSpec:
     def to_dict(self) -> dict:
         return {"order": list(self.order), "black": self.black, "white": self.white, "clip": self.clip}
 
+    channels = 4  # packed RGGB-like planes
+    scale = 2  # the output is twice the packed input's size
+
+    def render(self, x, out, xp=np):
+        """The model's output as sRGB in [0, 1]: an ISP model writes RGB already."""
+        return out
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    """A colourisation model's IO: it reads L* / l_scale and writes (a*, b*) / ab_scale (core.colour)."""
+
+    l_scale: float = 100.0
+    ab_scale: float = 110.0
+
+    channels = 1
+    scale = 1
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LabSpec":
+        if d.get("colour", "lab") != "lab":
+            raise ValueError(f"input.colour must be \"lab\", not {d.get('colour')!r}")
+        spec = cls(float(d.get("l_scale", 100.0)), float(d.get("ab_scale", 110.0)))
+        if spec.l_scale <= 0 or spec.ab_scale <= 0:
+            raise ValueError("input.l_scale and input.ab_scale must be positive")
+        return spec
+
+    def to_dict(self) -> dict:
+        return {"colour": "lab", "l_scale": self.l_scale, "ab_scale": self.ab_scale}
+
+    def render(self, x, out, xp=np):
+        """Input L and output ab back to sRGB in [0, 1]."""
+        return colour.render(x, out, self.l_scale, self.ab_scale, xp)
+
 
 @dataclass(frozen=True)
 class Recipe:
     name: str
     task: str
     model: dict
-    input: InputSpec
+    input: InputSpec | LabSpec
     train: dict
     summary: str = ""
     source: str = field(default="", compare=False)
@@ -57,7 +94,8 @@ class Recipe:
             if task not in TASKS:
                 raise ValueError(f"task must be one of {TASKS}, not {task!r}")
             return cls(
-                name=d["name"], task=task, model=dict(d["model"]), input=InputSpec.from_dict(d["input"]),
+                name=d["name"], task=task, model=dict(d["model"]),
+                input=(LabSpec if task == "colorize" else InputSpec).from_dict(d["input"]),
                 train=dict(d.get("train", {})), summary=d.get("summary", ""), source=source,
             )
         except (KeyError, ValueError, TypeError) as err:

@@ -15,6 +15,8 @@ from tflite_isp.core.errors import fail
 from tflite_isp.nets import recipes
 from tflite_isp.run import flatbuffer
 
+IO_CHANNELS = {4: 3, 1: 2}  # input -> output channels: packed RAW -> RGB; L -> ab (colourisation)
+
 
 @dataclass
 class Entry:
@@ -77,11 +79,12 @@ def make_entry(path: Path, given: str, recipe_flag: str | None) -> Entry:
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise fail(path, f"expected one input and one output, found {len(model.inputs)} and {len(model.outputs)}")
     shape = tuple(model.inputs[0].shape_signature)
-    if len(shape) != 4 or shape[-1] != 4:
-        raise fail(path, f"input shape {shape} is not 4-channel packed RAW (1, H, W, 4)")
+    if len(shape) != 4 or shape[-1] not in IO_CHANNELS:
+        raise fail(path, f"input shape {shape} is neither packed RAW (1, H, W, 4) nor an L plane (1, H, W, 1)")
     out_shape = tuple(model.outputs[0].shape_signature)
-    if len(out_shape) != 4 or out_shape[-1] != 3:
-        raise fail(path, f"output shape {out_shape} is not an RGB image (1, 2H, 2W, 3)")
+    if len(out_shape) != 4 or out_shape[-1] != IO_CHANNELS[shape[-1]]:
+        raise fail(path, f"output shape {out_shape} is not " + ("an RGB image (1, 2H, 2W, 3)" if shape[-1] == 4 else
+                                                                "the ab planes (1, H, W, 2) of an L input"))
     manifest = _manifest_for(path)
     if manifest:
         recipe = recipes.Recipe.from_dict(manifest["recipe"], str(path.parent / "manifest.json"))
@@ -91,6 +94,9 @@ def make_entry(path: Path, given: str, recipe_flag: str | None) -> Entry:
     else:
         raise fail(path, "no export manifest.json beside it: pass --recipe NAME|FILE.toml for its packing order "
                          "and normalisation")
+    if recipe.input.channels != shape[-1]:
+        raise fail(path, f"takes {shape[-1]} input channel(s) but its recipe {recipe.name} ({recipe.task}) takes "
+                         f"{recipe.input.channels}")
     name = f"{recipe.name} {precision}" + (" (dynamic)" if path.name == "model_none.tflite" else "")
     macs = flatbuffer.count_macs(model)
     details = {"size_kb": model.size_bytes / 1024, "macs": macs, "ops": model.op_counts()}

@@ -42,6 +42,7 @@ from tflite_isp.run import timing
 from tflite_isp.run.tiling import tile_count
 
 FULL_HD_PACKED = (544, 960)
+COLOUR_FRAME = (256, 256)  # a colourisation file's frame: the published autoencoder's 256 x 256 L
 OPTIONAL_TIMES = ("p95_ms", "init_ms")
 FORMAT = "tflite_isp.runtimes/1"
 
@@ -59,10 +60,13 @@ def full_hd_plan(input_shape) -> tuple:
     """(shape to time at, invocations per Full HD frame) for a file's input signature (1, H, W, 4).
 
     A dynamic file is resized to Full HD; a fixed Full HD file runs once; another fixed size
-    runs once per tile of a Full HD frame (no overlap: the least a frame can take).
+    runs once per tile of a Full HD frame (no overlap: the least a frame can take). A colourisation
+    file (1, H, W, 1) runs once per frame at its own size (a dynamic one at COLOUR_FRAME).
     """
 
     _, h, w, c = input_shape
+    if c == 1:
+        return (1, *(COLOUR_FRAME if -1 in (h, w) else (h, w)), 1), 1
     if h == -1 or w == -1:
         return (1, *FULL_HD_PACKED, c), 1
     return (1, h, w, c), tile_count(FULL_HD_PACKED, (h, w), margin=0)

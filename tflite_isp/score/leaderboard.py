@@ -32,7 +32,17 @@ COLUMNS = (
     ("runtime_source", "runtime source", "{}"),
     ("score", "MAI score", "{:.3f}"),
 )
-ROW_FIELDS = tuple(key for key, _, _ in COLUMNS) + ("model", "status", "error", "baseline", "path")
+#: a colourisation board's extra columns, after SSIM
+COLOUR_COLUMNS = (("delta_e", "ΔE2000", "{:.2f}"), ("colourfulness", "colourfulness", "{:.1f}"))
+ROW_FIELDS = tuple(key for key, _, _ in COLUMNS + COLOUR_COLUMNS) + ("model", "status", "error", "baseline", "path")
+
+
+def columns(board: dict) -> tuple:
+    """The table's columns: a colourisation board adds ΔE2000 and colourfulness after SSIM and has no MAI score."""
+    if (board.get("data") or {}).get("task") != "colorize":
+        return COLUMNS
+    at = [key for key, _, _ in COLUMNS].index("ssim") + 1
+    return tuple(c for c in COLUMNS[:at] + COLOUR_COLUMNS + COLUMNS[at:] if c[0] != "score")
 
 
 def clip_runtime(seconds: float) -> float:
@@ -81,14 +91,15 @@ def _cell(row: dict, key: str, fmt: str) -> str:
 
 def to_markdown(board: dict) -> str:
     """The table as GitHub Markdown, failed rows with their error."""
-    titles = ["#"] + [title for _, title, _ in COLUMNS]
+    cols = columns(board)
+    titles = ["#"] + [title for _, title, _ in cols]
     lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
     for rank, row in enumerate(board["rows"], start=1):
         if row["status"] != "ok":
             cells = [str(rank), row["name"], "FAILED: " + str(row["error"]).replace("|", "\\|")] + \
-                ["—"] * (len(COLUMNS) - 2)
+                ["—"] * (len(cols) - 2)
         else:
-            cells = [str(rank)] + [_cell(row, key, fmt) for key, _, fmt in COLUMNS]
+            cells = [str(rank)] + [_cell(row, key, fmt) for key, _, fmt in cols]
             if row["baseline"]:
                 cells[1] = f"*{cells[1]} (baseline)*"
         lines.append("| " + " | ".join(cells) + " |")
@@ -100,7 +111,7 @@ def to_markdown(board: dict) -> str:
 
 def to_csv(board: dict) -> str:
     """One CSV line per row: the table's fields plus status and error, unformatted."""
-    fields = ["rank", *(key for key, _, _ in COLUMNS), "status", "error", "baseline", "path"]
+    fields = ["rank", *(key for key, _, _ in columns(board)), "status", "error", "baseline", "path"]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -120,5 +131,5 @@ def write(folder, board: dict) -> dict:
     return paths
 
 
-__all__ = ["FORMAT", "COLUMNS", "clip_runtime", "mai_score", "new_row", "failed_row", "sort_rows", "to_markdown",
+__all__ = ["FORMAT", "COLUMNS", "COLOUR_COLUMNS", "columns", "clip_runtime", "mai_score", "new_row", "failed_row", "sort_rows", "to_markdown",
            "to_csv", "write"]

@@ -37,6 +37,12 @@ NUMERIC_COLUMNS = (
     ("psnr_pooled", "PSNR pooled dB", 2),
     ("ssim", "SSIM", 4),
 )
+COLOUR_NUMERIC = (("delta_e", "\u0394E2000", 2), ("colourfulness", "Colourfulness", 1))  # colourisation boards
+
+
+def numeric_columns(rows: list) -> tuple:
+    """The numeric columns, with a colourisation board's ΔE2000 and colourfulness when its rows have them."""
+    return NUMERIC_COLUMNS + (COLOUR_NUMERIC if any(r.get("delta_e") is not None for r in rows) else ())
 
 CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2430; margin: 24px 32px;
@@ -309,7 +315,7 @@ def quality_cell(row: dict) -> str:
     return f'<td class="quality{"" if exact else " approx"}">{esc(how)}</td>'
 
 
-def table_row(row: dict, rank, baseline) -> str:
+def table_row(row: dict, rank, baseline, numeric=NUMERIC_COLUMNS) -> str:
     """One leaderboard <tr>."""
     ok = row.get("status") == "ok"
     classes = " ".join(c for c in ("baseline" if row.get("baseline") else "", "" if ok else "failed",
@@ -317,10 +323,10 @@ def table_row(row: dict, rank, baseline) -> str:
     cells = [f'<td class="num">{rank if rank is not None else DASH}</td>', name_cell(row, baseline),
              f"<td>{esc(row.get('precision') or DASH)}</td>", f"<td>{esc(row.get('framework') or DASH)}</td>"]
     if ok:
-        cells += [f'<td class="num">{number(row.get(key), d)}</td>' for key, _, d in NUMERIC_COLUMNS]
+        cells += [f'<td class="num">{number(row.get(key), d)}</td>' for key, _, d in numeric]
         cells += [quality_cell(row), runtime_cell(row), f'<td class="num">{number(row.get("score"), 2)}</td>']
     else:
-        span = len(NUMERIC_COLUMNS) + 3
+        span = len(numeric) + 3
         cells.append(f'<td class="error" colspan="{span}">{esc(row.get("error") or "failed (no error message)")}</td>')
     status = "ok" if ok else "failed"
     return (f'<tr class="{classes}" data-status="{status}" data-name="{esc(row.get("name", ""))}">'
@@ -330,13 +336,14 @@ def table_row(row: dict, rank, baseline) -> str:
 def table_html(rows: list, baseline) -> str:
     """The leaderboard table; ok rows ranked in board order, failed rows unranked."""
     head = ['<th class="num">#</th>', "<th>Model</th>", "<th>Precision</th>", "<th>Framework</th>"]
-    head += [f'<th class="num">{esc(title)}</th>' for _, title, _ in NUMERIC_COLUMNS]
+    numeric = numeric_columns(rows)
+    head += [f'<th class="num">{esc(title)}</th>' for _, title, _ in numeric]
     head += ["<th>Quality from</th>", '<th class="num">Runtime ms</th>', '<th class="num">MAI score</th>']
     body, rank = [], 0
     for row in rows:
         ok = row.get("status") == "ok"
         rank += ok
-        body.append(table_row(row, rank if ok else None, baseline))
+        body.append(table_row(row, rank if ok else None, baseline, numeric))
     return (f'<div class="scroll"><table id="leaderboard"><thead><tr>{"".join(head)}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>')
 

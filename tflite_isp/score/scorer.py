@@ -19,7 +19,7 @@ from tflite_isp.raw import bayer
 from tflite_isp.run import flatbuffer, receptive_field, records, tiling
 from tflite_isp.run.entries import Entry, make_entry, model_files, unique_names
 from tflite_isp.run.litert import Runner
-from tflite_isp.score import baseline, leaderboard, protocols, report, sources
+from tflite_isp.score import baseline, colorize, leaderboard, protocols, report, sources
 
 FRAMEWORK = "TFLite (LiteRT, XNNPACK)"
 CROP = 256  # report crops, output pixels
@@ -368,9 +368,10 @@ def run(cfg: ScoreConfig) -> dict:
     scorer = Scorer(cfg, split, source)
     scorer.log(f"scoring {len(entries)} model(s) on {split.layout}:{split.root} {split.name} "
                f"({len(split.pairs)} images); runtime: {source.label}")
+    colour_task = split.task == "colorize"
     for entry in entries:
         try:
-            row = scorer.score_entry(entry)
+            row = colorize.score_entry(scorer, entry) if colour_task else scorer.score_entry(entry)
             score = f"  score {row['score']:.3f}" if row["score"] is not None else ""
             scorer.log(f"{row['name']}: PSNR {row['psnr']:.3f} dB  SSIM {row['ssim']:.4f}  "
                        f"{row['runtime_ms']:.1f} ms{score}")
@@ -380,15 +381,17 @@ def run(cfg: ScoreConfig) -> dict:
             scorer.log(f"{entry.name}: FAILED: {err}")
         rows.append(row)
     if cfg.baseline:
+        name = colorize.GREY if colour_task else "LibRaw (classical ISP)"
         try:
-            rows.append(scorer.baseline_row())
+            rows.append(colorize.grey_row(scorer) if colour_task else scorer.baseline_row())
         except UserError as err:
-            rows.append(leaderboard.failed_row("LibRaw (classical ISP)", str(err), baseline=True))
-            scorer.log(f"LibRaw baseline: FAILED: {err}")
+            rows.append(leaderboard.failed_row(name, str(err), baseline=True))
+            scorer.log(f"{name} baseline: FAILED: {err}")
     board = {"format": leaderboard.FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-             "data": {"layout": split.layout, "root": str(split.root), "split": split.name,
+             "data": {"layout": split.layout, "root": str(split.root), "split": split.name, "task": split.task,
                       "images": len(split.pairs), "skipped": [list(s) for s in split.skipped]},
-             "headline": headline(protocol), "protocol": protocol.to_dict(), "runtime": source.label,
+             "headline": colorize.headline(rows) if colour_task else headline(protocol),
+             "protocol": protocol.to_dict(), "runtime": source.label,
              "rows": leaderboard.sort_rows(rows)}
     out = Path(cfg.out or f"scores/{time.strftime('%Y%m%d-%H%M%S')}")
     with atomic.staged_dir(out) as tmp:

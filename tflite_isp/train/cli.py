@@ -15,7 +15,8 @@ from tflite_isp.train.config import LR_SCHEDULES, STRATEGIES, TrainConfig
 from tflite_isp.train.loop import run
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("task", None, ["isp", "lowlight"], "Task of the default data (default: the recipe's task).")
+flags.DEFINE_enum("task", None, ["isp", "lowlight", "colorize"], "Task of the default data (default: the "
+                                                                 "recipe's task).")
 flags.DEFINE_integer("epochs", None, "Epochs (default: recipe).")
 flags.DEFINE_integer("steps_per_epoch", None, "Optimizer steps per epoch (default: recipe).")
 flags.DEFINE_integer("batch", None, "Global batch size (default: recipe).")

@@ -53,6 +53,7 @@ class _Training:
     eval_step: object = None
     metrics: dict | None = None
     writer: object = None
+    spec: object = None  # the recipe's input spec (InputSpec or LabSpec)
 
 
 def run(cfg: TrainConfig) -> dict:
@@ -67,8 +68,9 @@ def run(cfg: TrainConfig) -> dict:
     rundir.write_run_files(run_dir, cfg, recipe, data, is_chief)
     t = _build(cfg, recipe, strategy, run_dir, is_chief, task_id, loss_fn)
     t.iterator, t.val_data = _datasets(cfg, recipe, data, strategy, multiple, t.step)
+    t.spec = recipe.input
     t.train_step = _train_step(strategy, t.objective, t.optimizer)
-    t.eval_step = _evaluator(t.objective.predict)
+    t.eval_step = _evaluator(t.objective.predict, recipe.input)
     _start_metrics(t, recipe, data, full_hd, strategy)
     _train_epochs(t)
     return _finish(t)
@@ -90,12 +92,15 @@ def _check_model(cfg: TrainConfig, recipe) -> tuple:
 
 def check(cfg: TrainConfig, multiple: int, recipe) -> None:
     """One-line errors for settings this recipe cannot train with (``multiple``: its input multiple)."""
-    if cfg.patch <= 0 or cfg.patch % (2 * multiple):
-        raise UserError(f"--patch {cfg.patch} is not divisible by {2 * multiple}: {recipe.name} needs a packed "
+    step = recipe.input.scale * multiple  # an ISP patch is in RAW pixels, twice the packed size
+    if cfg.patch <= 0 or cfg.patch % step:
+        raise UserError(f"--patch {cfg.patch} is not divisible by {step}: {recipe.name} needs an "
                         f"input divisible by {multiple}")
     for name in ("epochs", "steps_per_epoch", "batch", "checkpoint_every"):
         if getattr(cfg, name) <= 0:
             raise UserError(f"--{name} must be positive, not {getattr(cfg, name)}")
+    if "chroma" in cfg.loss and recipe.task != "colorize":
+        raise UserError(f"the chroma loss term is for colourisation models; {recipe.name} is a {recipe.task} model")
     if cfg.lr_schedule not in LR_SCHEDULES:
         raise UserError(f"lr_schedule must be one of {LR_SCHEDULES}, not {cfg.lr_schedule!r}")
     if cfg.prune_sparsity is not None:
@@ -234,12 +239,13 @@ def _train_step(strategy, objective, optimizer):
     return train_step
 
 
-def _evaluator(predict):
-    """The compiled validation step of ``predict``: per-image PSNR and SSIM."""
+def _evaluator(predict, spec):
+    """The compiled validation step of ``predict``: per-image PSNR and SSIM of its output as RGB (``spec.render``:
+    a colourisation model's L and ab back to sRGB)."""
 
     @tf.function(reduce_retracing=True)
     def eval_step(x, y):
-        p = predict(x)
+        p = spec.render(x, predict(x), tf.experimental.numpy)
         return psnr(y, p), ssim(y, p)
 
     return eval_step
@@ -269,7 +275,7 @@ def _start_metrics(t: _Training, recipe, data: Data, full_hd, strategy) -> None:
                 else tf.summary.create_noop_writer())
     replicas = strategy.num_replicas_in_sync
     log(t.is_chief, f"training {recipe.name} ({t.metrics['parameters']:,} parameters, {macs / 1e9:.2f} GMAC at "
-                    f"544x960x4) on {data.layout}:{data.root} ({len(data.train.pairs)} train / "
+                    f"544x960x{recipe.input.channels}) on {data.layout}:{data.root} ({len(data.train.pairs)} train / "
                     f"{len(data.val.pairs)} val pairs), {t.total_steps} steps of batch {cfg.batch}, patch "
                     f"{cfg.patch}, in sync on {replicas} replica{'s' if replicas > 1 else ''}, run dir {t.run_dir}")
 
@@ -357,7 +363,7 @@ def _finish(t: _Training) -> dict:
         if (t.run_dir / "best.weights.h5").is_file():
             t.model.load_weights(str(t.run_dir / "best.weights.h5"))
         if isinstance(t.objective, objectives.Joint):
-            large_psnr, _ = _evaluate(_evaluator(t.objective.predict_large), t.val_data)
+            large_psnr, _ = _evaluate(_evaluator(t.objective.predict_large, t.spec), t.val_data)
             metrics["joint"] = {"large_head_val_psnr": large_psnr}
         final = t.objective.deployable(sparsity.strip(t.model) if cfg.prune_sparsity else t.model)
         if cfg.prune_sparsity:

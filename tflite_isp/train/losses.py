@@ -1,7 +1,8 @@
 """Training losses as a weighted sum of named terms: ``--loss "l1:1,ssim:0.2"``.
 
 Terms: l1, mse, charbonnier, ssim (1 - SSIM), ms_ssim (1 - MS-SSIM), vgg (VGG-19
-block5_conv4 feature MSE, only from a local weights file the user names: never downloaded).
+block5_conv4 feature MSE, only from a local weights file the user names: never downloaded), chroma
+(colourisation only: L1 between predicted and true chroma |ab|, against MSE's grey cast).
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from tflite_isp.core.errors import UserError, fail
 from tflite_isp.core.tf import keras, tf
 
-TERMS = ("l1", "mse", "charbonnier", "ssim", "ms_ssim", "vgg")
+TERMS = ("l1", "mse", "charbonnier", "ssim", "ms_ssim", "vgg", "chroma")
 CHARBONNIER_EPS = 1e-3
 MS_SSIM_MIN_SIZE = 161  # five scales of an 11-tap filter: (11 - 1) * 2**4 + 1
 
@@ -69,6 +70,10 @@ def make_loss(terms, *, vgg_weights=None, patch=None):
             return tf.reduce_mean(tf.sqrt(tf.square(d) + CHARBONNIER_EPS ** 2))
         if name == "ssim":
             return 1.0 - tf.reduce_mean(tf.image.ssim(y, p, max_val=1.0))
+        if name == "chroma":
+            # Where the hue is uncertain MSE's optimum is the mean of the plausible (a, b): a shorter vector, a
+            # greyer colour. Matching |ab| itself rewards saturation without committing to a hue.
+            return tf.reduce_mean(tf.abs(tf.norm(p, axis=-1) - tf.norm(y, axis=-1)))
         if name == "ms_ssim":
             return 1.0 - tf.reduce_mean(tf.image.ssim_multiscale(y, tf.clip_by_value(p, 0.0, 1.0), max_val=1.0))
         return tf.reduce_mean(tf.square(vgg(y) - vgg(p)))

@@ -96,7 +96,7 @@ def base_recipe(cfg: TrainConfig):
 def _data_source(cfg: TrainConfig, recipe):
     task = cfg.task or recipe.task
     layout, root = layouts.parse_data_flag(cfg.data or f"embedded:{task}")
-    implied = "lowlight" if layout == "sid" else "isp"
+    implied = layouts.task_of(layout)
     if cfg.task and cfg.task != implied:
         raise UserError(f"--task {cfg.task} does not match --data {layout}, which is a {implied} layout")
     return layout, root
@@ -105,7 +105,9 @@ def _data_source(cfg: TrainConfig, recipe):
 def open_data(cfg: TrainConfig, recipe, is_chief: bool) -> tuple:
     """(recipe with the data's task, the opened splits); a normalisation mismatch fails here."""
     layout, root = _data_source(cfg, recipe)
-    data_task = "lowlight" if layout == "sid" else "isp"
+    data_task = layouts.task_of(layout)
+    if "colorize" in (recipe.task, data_task) and recipe.task != data_task:
+        raise fail(root, f"{layout} is {data_task} data but {recipe.name} is a {recipe.task} model")
     if recipe.task != data_task:  # e.g. SID's U-Net trained on ISP pairs is an ISP model from now on
         recipe = replace(recipe, task=data_task)
     train_split = layouts.open_split(layout, root, "train", on_bad=cfg.bad_files)
@@ -113,7 +115,8 @@ def open_data(cfg: TrainConfig, recipe, is_chief: bool) -> tuple:
     if val_name != "val":
         log(is_chief, f"{layout}:{root} has no val split; validating on {val_name}")
     val_split = layouts.open_split(layout, root, val_name, on_bad=cfg.bad_files)
-    layouts.input_levels(train_split, recipe.input)  # fail early on a normalisation mismatch
+    if recipe.task != "colorize":
+        layouts.input_levels(train_split, recipe.input)  # fail early on a normalisation mismatch
     return recipe, Data(layout, root, train_split, val_split)
 
 

@@ -1,0 +1,133 @@
+"""Colourisation on the embedded photos: the reproduced Jetson autoencoder, our half-size U-Net variant and the
+anti-grey chroma loss, each trained, exported INT8 and scored beside the grey baseline (L with a = b = 0).
+
+    .venv/bin/python benchmarks/colorize.py                  # the recipes' schedules
+    .venv/bin/python benchmarks/colorize.py --fraction 0.1   # a smoke run
+
+Each variant trains with ``python -m tflite_isp.train`` (runs in ``--runs-dir``, reused when finished), exports
+``--int8`` (fixed 256 x 256 file and the dynamic one) and is scored by ``python -m tflite_isp.score`` on the
+embedded colourisation test split: PSNR / SSIM / mean CIEDE2000 / colourfulness, and the INT8 file's time per
+256 x 256 frame on this CPU (``--threads``), whose inverse is the FPS the Jetson project reported (about 10 on a
+Jetson Nano's GPU: another machine). Writes ``colorize.{md,json}`` to ``--out``.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench_common import (
+    REPO,
+    add_common_args,
+    finish_report,
+    header,
+    log,
+    md_table,
+    parser,
+    positive_float,
+    positive_int,
+    save_results,
+    start_report,
+)
+
+from tflite_isp.core.errors import run_cli
+
+NAME = "colorize"
+#: (tag, recipe, loss): the published net and loss, the anti-grey term on it, our half-size variant
+VARIANTS = (("colorize_ae", "colorize_ae", "mse"), ("colorize_ae+chroma", "colorize_ae", "mse,chroma:0.2"),
+            ("colorize_unet", "colorize_unet", "mse"))
+
+
+def parse_args(argv):
+    p = parser(NAME, __doc__.splitlines()[0])
+    p.add_argument("--fraction", type=positive_float, default=1.0, help="Share of each recipe's schedule (default 1).")
+    p.add_argument("--runs", type=positive_int, default=20, help="Timed runs per file (default 20).")
+    p.add_argument("--runs-dir", default=str(REPO / "runs" / "colorize"), help="Training runs (default runs/colorize).")
+    add_common_args(p, threads=2, threads_help="LiteRT threads for scoring and timing (default 2).")
+    return p.parse_args(argv)
+
+
+def _child(args: list) -> None:
+    """A project command as a child process, its progress shown live; a failure ends the benchmark in one line."""
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=REPO)
+    if proc.returncode:
+        raise SystemExit(f"error: {' '.join(args[:2])} failed (exit {proc.returncode})")
+
+
+def train_and_export(tag: str, recipe: str, loss: str, root: Path, fraction: float) -> Path:
+    from tflite_isp.nets import recipes  # lazy: the project's modules load after the argument check
+
+    run = root / tag
+    metrics = run / "metrics.json"
+    if not (metrics.is_file() and json.loads(metrics.read_text()).get("finished")):
+        train = recipes.load_recipe(recipe).train
+        epochs = max(1, round(int(train["epochs"]) * fraction))
+        _child(["tflite_isp.train", "--model", recipe, "--loss", loss, "--epochs", str(epochs), "--out", str(run)]
+               + (["--resume"] if (run / "checkpoints" / "checkpoint").is_file() else []))
+    if not (run / "export" / "int8" / "manifest.json").is_file():
+        _child(["tflite_isp.export", str(run), "--int8"])
+    return run
+
+
+def page(report: dict) -> str:
+    lines = ["# Colourisation on the embedded photos", "", *header(report), ""]
+    rows = []
+    for r in report["rows"]:
+        ms = r.get("runtime_ms")
+        if r.get("status") != "ok":
+            rows.append([r["name"], r.get("loss") or "—", "FAILED: " + str(r.get("error"))])
+            continue
+        rows.append([r["name"], r.get("loss") or "—", f"{r['parameters']:,}" if r.get("parameters") else "—",
+                     f"{r['psnr']:.2f}", f"{r['ssim']:.3f}", f"{r['delta_e']:.2f}", f"{r['colourfulness']:.1f}",
+                     f"{ms:.1f}" if ms else "—", f"{1000 / ms:.1f}" if ms else "—",
+                     f"{r['train_min']:.1f}" if r.get("train_min") else "—"])
+    lines += md_table(["model", "loss", "params", "PSNR dB", "SSIM", "ΔE2000", "colourfulness", "INT8 ms / frame",
+                       "FPS", "train min"], rows, "llrrrrrrrr")
+    lines += ["", f"Embedded colourisation test split ({report['images']} images, 288 x 288, from the astronaut "
+                  f"photo); the originals' colourfulness is {report['target_colourfulness']:.1f}. Quality: the INT8 "
+                  "dynamic file on each whole image. Time: the INT8 model.tflite (256 x 256 L) on this CPU, LiteRT "
+                  f"XNNPACK, {report['threads']} threads, median of {report['runs']} runs; FPS = 1000 / ms, the "
+                  "network alone (the stream runner's end-to-end FPS adds decode, Lab conversion and encode). The "
+                  "grey row's time is the NumPy Lab round trip. Training: "
+                  f"{report['fraction']:g} x each recipe's schedule, embedded train split."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from tflite_isp.score import scorer  # lazy: loads TensorFlow
+
+    t0 = time.perf_counter()
+    report = start_report(NAME, argv, threads=args.threads, fraction=args.fraction, runs=args.runs, rows=[])
+    root = Path(args.runs_dir)
+    runs = {}
+    for i, (tag, recipe, loss) in enumerate(VARIANTS, 1):
+        log(f"[{i}/{len(VARIANTS)}] {tag}: train ({loss}) and export INT8")
+        runs[tag] = train_and_export(tag, recipe, loss, root, args.fraction)
+    cfg = scorer.ScoreConfig(models=tuple(str(r / "export" / "int8") for r in runs.values()),
+                             data="embedded:colorize", threads=args.threads, runs=args.runs, report_images=2,
+                             out=str(root / "scores"))
+    board = scorer.run(cfg)
+    for row in board["rows"]:
+        tag = next((t for t, r in runs.items() if row.get("path") and str(r) in row["path"]), None)
+        metrics = json.loads((runs[tag] / "metrics.json").read_text()) if tag else {}
+        report["rows"].append({
+            "name": tag or row["name"], "loss": next((v[2] for v in VARIANTS if v[0] == tag), None),
+            "parameters": metrics.get("parameters"),
+            "train_min": sum(e.get("seconds", 0) for e in metrics.get("epochs", [])) / 60 or None,
+            **{k: row.get(k) for k in ("psnr", "ssim", "delta_e", "colourfulness", "runtime_ms", "status", "error",
+                                       "quality", "path")}})
+    report["images"] = board["data"]["images"]
+    targets = [p["target_colourfulness"] for r in board["rows"] for p in r.get("per_image") or []]
+    report["target_colourfulness"] = sum(targets) / max(len(targets), 1)
+    report["leaderboard"] = str(Path(board["out"]) / "leaderboard.json")
+    finish_report(report, t0)
+    for path in save_results(args.out, NAME, report, page):
+        log(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
