@@ -104,7 +104,7 @@ def to_onnx(model, path, *, height: int, width: int, opset: int = 17) -> dict:
     if height <= 0 or width <= 0:
         raise fail(path, f"input size must be positive, not {height}x{width}")
 
-    channels = int(model.input_shape[-1] or 4)
+    channels = 1 if model.input_shape[-1] == 1 else 4  # an L plane, else packed RAW (another count fails the trace)
     spec = [tf.TensorSpec((1, height, width, channels), tf.float32, name=INPUT_NAME)]
 
     @tf.function(input_signature=spec)

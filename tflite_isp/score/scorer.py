@@ -54,7 +54,6 @@ class ScoreConfig:
 
 def open_data(cfg: ScoreConfig, entries):
     """The split to score on: --data, else the first model's training data, else the embedded set."""
-
     if cfg.data:
         layout, root = layouts.parse_data_flag(cfg.data)
     else:
@@ -71,7 +70,6 @@ def open_data(cfg: ScoreConfig, entries):
             layout, root = layouts.parse_data_flag(f"embedded:{task}")
     split = layouts.open_split(layout, root, cfg.split, on_bad=cfg.bad_files)
     if cfg.max_images:
-
         split = replace(split, pairs=split.pairs[:cfg.max_images])
     return split
 
@@ -103,7 +101,6 @@ def model_input(entry: Entry, split, mosaic: np.ndarray, black, white, ratio: fl
 
 def raw_preview_input(split, pair, mosaic: np.ndarray) -> np.ndarray:
     """Canonically packed (R, Gr, Gb, B), black-subtracted and scaled RAW for the report's preview."""
-
     black = np.asarray(pair.black, np.float32)
     white = pair.white or float(baseline.guess_white(mosaic))
     x = bayer.normalise(bayer.pack(mosaic, split.pattern, bayer.COLOURS), black, white, clip=False) * pair.ratio
@@ -184,7 +181,6 @@ def quality_label(labels) -> str | None:
 
 class Scorer:
     """One scoring call: the split, the runtime source, the rows and the report samples."""
-
     def __init__(self, cfg: ScoreConfig, split, source):
         self.cfg, self.split, self.source = cfg, split, source
         self.protocol = protocols.get(cfg.protocol)
@@ -211,7 +207,6 @@ class Scorer:
 
     def _sample(self, i: int, pair, mosaic, target) -> dict:
         """The report's sample record for image ``i`` (created the first time it is seen)."""
-
         while len(self.samples) <= i:
             self.samples.append(None)
         if self.samples[i] is None:
@@ -223,7 +218,6 @@ class Scorer:
 
     def _quality(self, name: str, render) -> dict:
         """Per-image PSNR/SSIM of ``render(index, pair, mosaic) -> H x W x 3`` over the split."""
-
         per_image, errors = [], []
         for i, pair, mosaic, target in self._images(name):
             out = render(i, pair, mosaic)
@@ -304,7 +298,6 @@ class Scorer:
 
     def score_entry(self, entry: Entry) -> dict:
         """A leaderboard row for one file: quality on the split, then its runtime and MAI score."""
-
         quality = self.quality(entry)
         quality["details"]["lint"] = ((entry.manifest or {}).get("file") or {}).get("lint")  # the export's findings
         measured = self.source.measure(entry)
@@ -321,7 +314,6 @@ class Scorer:
 
     def baseline_row(self) -> dict:
         """The classical ISP on the same RAW inputs, scored by the same code, timed here at Full HD."""
-
         isp = baseline.Baseline()
         name = f"LibRaw {isp.demosaic} (classical ISP)"
         quality = self._quality(name, lambda i, pair, mosaic: baseline.render(pair, self.split, isp))
@@ -344,7 +336,6 @@ def headline(protocol: protocols.Protocol) -> str:
 
 def run(cfg: ScoreConfig) -> dict:
     """Score every model (a failing one becomes a failed row), write the leaderboard and report; returns the board."""
-
     protocol = protocols.get(cfg.protocol)
     runtime = protocols.runtime_spec(protocol, cfg.runtime)
     source = sources.parse(runtime, cfg.runtime_json, threads=cfg.threads, runs=cfg.runs, warmup=cfg.warmup,
