@@ -100,7 +100,7 @@ def _stream(*args):
     return run_module("tflite_isp.stream", *args, timeout=300)
 
 
-# --- Colourisation ---------------------------------------------------------------------------------------------------
+# --- Colourisation --------------------------------------------------------------------------------------------------
 
 def test_colourise_a_video_end_to_end(exports, video, tmp_path):
     out, report = tmp_path / "out" / "colour.mp4", tmp_path / "report.json"
@@ -153,7 +153,8 @@ def test_folder_of_odd_sized_pngs_through_a_dynamic_file(exports, tmp_path):
 
 
 def test_an_interrupted_stream_leaves_no_file(exports, video, tmp_path):
-    from tflite_isp.apps import stream, video as video_mod
+    from tflite_isp.apps import stream
+    from tflite_isp.apps import video as video_mod
 
     def frames():
         yield from _photos(FRAME_HW, 1)[:2]
@@ -176,7 +177,7 @@ def test_resize_bilinear_matches_tensorflow():
         np.testing.assert_allclose(resize_bilinear(x, hw), want, atol=1e-5)
 
 
-# --- ISP ---------------------------------------------------------------------------------------------------------------
+# --- ISP --------------------------------------------------------------------------------------------------------------
 
 def test_isp_export_over_a_folder_of_dngs(tmp_path):
     from test_enhance import write_photo_dng
@@ -194,7 +195,7 @@ def test_isp_export_over_a_folder_of_dngs(tmp_path):
     assert rep["task"] == "isp" and rep["source"] == "raw" and rep["frames"] == 3 and rep["fps"] > 0
 
 
-# --- Bad input ---------------------------------------------------------------------------------------------------------
+# --- Bad input --------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("case, message", [
     ("garbage", "garbage.mp4: ffmpeg cannot decode it"),
@@ -240,7 +241,7 @@ def test_load_model_refuses_a_packed_file_as_colorize(tmp_path):
         load_model(folder)
 
 
-# --- On a board over ssh -----------------------------------------------------------------------------------------------
+# --- On a board over ssh ----------------------------------------------------------------------------------------------
 
 def test_the_same_loop_on_a_board(sshd, exports, video, tmp_path):
     report = tmp_path / "board.json"
@@ -262,3 +263,9 @@ def test_the_same_loop_on_a_board(sshd, exports, video, tmp_path):
 def test_a_board_refuses_output_and_isp(sshd, exports, video, tmp_path):
     r = _stream(exports["fp32"], "--input", video, "--runtime", "jetson:board", "--output", tmp_path / "o.mp4")
     assert r.returncode == 2 and "the board's video stays on the board" in r.stderr
+
+
+def test_show_without_a_display_is_one_line(exports, video):
+    r = run_module("tflite_isp.stream", exports["fp32"], "--input", video, "--show",
+                   env={"DISPLAY": "", "WAYLAND_DISPLAY": ""})
+    assert r.returncode == 2 and "error: --show needs a display" in r.stderr

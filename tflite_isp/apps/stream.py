@@ -19,7 +19,7 @@ from absl import flags
 
 from tflite_isp.apps import enhance
 from tflite_isp.apps.stream_model import StreamModel, load_model
-from tflite_isp.apps.video import Source, open_source, video_out
+from tflite_isp.apps.video import Source, check_output, open_source, video_out
 from tflite_isp.core import atomic, cli
 from tflite_isp.core.errors import UserError, fail
 from tflite_isp.run import timing
@@ -114,7 +114,7 @@ class Shower:
 def stream_local(model: StreamModel, source: Source, *, output=None, show=False, side_by_side=False, threads=2,
                  max_frames=None) -> dict:
     """The loop on this machine: the report, with the frame size and whether frames were resized for the model."""
-    seen = {}
+    seen, shower = {}, Shower() if show else None
     if model.colorize:
         colorize = Colorizer(Runner(model.file, threads=threads), l_scale=model.l_scale, ab_scale=model.ab_scale,
                              model_hw=model.model_hw, multiple=model.multiple, side_by_side=side_by_side)
@@ -125,7 +125,6 @@ def stream_local(model: StreamModel, source: Source, *, output=None, show=False,
         frames = source.frames
     else:
         process, frames = IspFrame(model, threads), isp_frames(source.files)
-    shower = Shower() if show else None
     with video_out(output, source.fps) as writer:
         def sink(out):
             seen.setdefault("out", out.shape[:2])
@@ -176,8 +175,9 @@ def summary(report: dict) -> str:
     where = f" on {report['board']['host']}" if report.get("board") else ""
     size = f" of {report['frame_size'][0]}x{report['frame_size'][1]}" if report.get("frame_size") else ""
     shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in share.items() if v is not None)
-    return (f"{report['frames']} frames{size}{where} in {report['wall_s']:.2f} s: {report['fps']:.1f} FPS end to end; "
-            f"inference mean {lat['mean']:.1f} ms, p50 {lat['p50']:.1f}, p95 {lat['p95']:.1f}\n"
+    steady = f" ({report['steady_fps']:.1f} after the first frame)" if report.get("steady_fps") else ""
+    return (f"{report['frames']} frames{size}{where} in {report['wall_s']:.2f} s: {report['fps']:.1f} FPS end to end"
+            f"{steady}; inference mean {lat['mean']:.1f} ms, p50 {lat['p50']:.1f}, p95 {lat['p95']:.1f}\n"
             f"share of wall time: {shares}")
 
 
@@ -190,6 +190,8 @@ def main(argv) -> int:
             raise UserError("--threads and --max_frames must be at least 1")
         if host and (FLAGS.output or FLAGS.show):
             raise UserError("--output and --show are local: the board's video stays on the board")
+        if FLAGS.output:
+            check_output(FLAGS.output)
         model = load_model(argv[1])
         source = open_source(FLAGS.input, enhance.RAW_SUFFIXES)
         check_fit(model, source, FLAGS.side_by_side)

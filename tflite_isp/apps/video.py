@@ -110,6 +110,14 @@ def _one_line(frames, path):
         raise fail(path, err.problem) from None
 
 
+def check_output(path) -> Path:
+    """The output video's path; a suffix ffmpeg would not write H.264 into is one line."""
+    path = Path(path)
+    if path.suffix.lower() not in (".mp4", ".mkv", ".mov", ".avi"):
+        raise fail(path, "the output video must be .mp4, .mkv, .mov or .avi")
+    return path
+
+
 @contextmanager
 def video_out(path, fps: float):
     """A VideoWriter on a temporary name beside ``path``, renamed onto it when the block succeeds; on an error or
@@ -117,9 +125,7 @@ def video_out(path, fps: float):
     if path is None:
         yield None
         return
-    path = Path(path)
-    if path.suffix.lower() not in (".mp4", ".mkv", ".mov", ".avi"):
-        raise fail(path, "the output video must be .mp4, .mkv, .mov or .avi")
+    path = check_output(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic.replacing(path) as tmp:
         writer = VideoWriter(tmp, fps)
@@ -131,4 +137,4 @@ def video_out(path, fps: float):
             raise fail(path, "no frame was written")
 
 
-__all__ = ["FOLDER_FPS", "IMAGE_SUFFIXES", "Source", "camera_device", "open_source", "video_out"]
+__all__ = ["FOLDER_FPS", "IMAGE_SUFFIXES", "Source", "camera_device", "check_output", "open_source", "video_out"]

@@ -190,15 +190,20 @@ class Stages:
         self.latencies.append(self._frame)
         self._frame = 0.0
 
-    def report(self, wall_s: float) -> dict:
-        """frames, wall_s, fps, inference_ms (mean, p50, p95, min, max), stage_s and share (of wall time; "other"
-        is the loop's own remainder)."""
+    def report(self, wall_s: float, frame_s=(), flush_s: float = 0.0) -> dict:
+        """frames, wall_s, fps (end to end: frames / wall time), inference_ms (mean, p50, p95, min, max), stage_s
+        and share (of wall time; "other" is the loop's own remainder), and the start-up apart: first_frame_s (the
+        first frame, the encoder's start included), flush_s (the encoder's flush at the end) and steady_fps (the
+        frames after the first over their own time)."""
         n = len(self.latencies)
         ms = np.asarray(self.latencies or [0.0], np.float64) * 1e3
         stage_s = {k: round(v, 4) for k, v in self.seconds.items()}
         other = max(0.0, wall_s - sum(self.seconds.values()))
         share = {k: round(v / wall_s, 4) if wall_s > 0 else None for k, v in {**self.seconds, "other": other}.items()}
+        rest = sum(frame_s[1:])
         return {"frames": n, "wall_s": round(wall_s, 4), "fps": round(n / wall_s, 3) if wall_s > 0 else None,
+                "steady_fps": round((n - 1) / rest, 3) if n > 1 and rest > 0 else None,
+                "first_frame_s": round(frame_s[0], 4) if len(frame_s) else None, "flush_s": round(flush_s, 4),
                 "inference_ms": {"mean": round(float(ms.mean()), 3), "p50": round(float(np.median(ms)), 3),
                                  "p95": round(float(np.percentile(ms, 95)), 3), "min": round(float(ms.min()), 3),
                                  "max": round(float(ms.max()), 3)},
@@ -208,9 +213,10 @@ class Stages:
 def run_stream(frames, process, sink, *, max_frames=None, finish=None) -> dict:
     """Pull frames, ``process(frame, stages)``, ``sink(out)`` (timed as encode) until the source ends or
     ``max_frames``; ``finish()`` (the encoder's flush) is timed as encode too. The :meth:`Stages.report`."""
-    stages, it, n = Stages(), iter(frames), 0
+    stages, it, frame_s, flush_s = Stages(), iter(frames), [], 0.0
     t0 = time.perf_counter()
-    while max_frames is None or n < max_frames:
+    while max_frames is None or len(frame_s) < max_frames:
+        start = time.perf_counter()
         with stages.timed("decode"):
             frame = next(it, None)
         if frame is None:
@@ -220,11 +226,13 @@ def run_stream(frames, process, sink, *, max_frames=None, finish=None) -> dict:
             with stages.timed("encode"):
                 sink(out)
         stages.end_frame()
-        n += 1
+        frame_s.append(time.perf_counter() - start)
     if finish is not None:
+        start = time.perf_counter()
         with stages.timed("encode"):
             finish()
-    return stages.report(time.perf_counter() - t0)
+        flush_s = time.perf_counter() - start
+    return stages.report(time.perf_counter() - t0, frame_s, flush_s)
 
 
 # --- Where it ran --------------------------------------------------------------------------------------------------
