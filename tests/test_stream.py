@@ -167,6 +167,19 @@ def test_an_interrupted_stream_leaves_no_file(exports, video, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_uint8_colour_follows_core_colour():
+    """The loop's table-driven conversion gives colour.model_input's L and colour.render's sRGB within a level."""
+    from tflite_isp.run.stream_loop import l_of_uint8, render_uint8
+
+    rng = np.random.default_rng(0)
+    rgb8 = np.concatenate([_photos((48, 64), 1)[0], rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)])
+    l_in = l_of_uint8(rgb8, 100.0)
+    np.testing.assert_allclose(l_in, colour.model_input(rgb8 / 255.0, 100.0), atol=1e-5)
+    ab = rng.uniform(-1, 1, rgb8.shape[:2] + (2,)).astype(np.float32)  # out-of-gamut colours too: clipped alike
+    want = (np.clip(colour.render(l_in.astype(np.float64), ab, 100.0, 110.0), 0, 1) * 255 + 0.5).astype(int)
+    assert np.abs(render_uint8(l_in, ab, 100.0, 110.0).astype(int) - want).max() <= 1
+
+
 def test_resize_bilinear_matches_tensorflow():
     from tflite_isp.core.tf import tf
     from tflite_isp.run.stream_loop import resize_bilinear
@@ -250,9 +263,10 @@ def test_the_same_loop_on_a_board(sshd, exports, video, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads(report.read_text())
     assert rep["frames"] == 5 and rep["fps"] > 0 and rep["runtime"] == "jetson:board"
+    assert rep["frame_size"] == [128, 96] and rep["model_input"] == [SIDE, SIDE]
     assert rep["board"]["host"] == "board" and rep["machine"]["cpu_model"] and rep["peak_rss_mb"] > 0
     assert set(rep["share"]) == {"decode", "colour", "inference", "encode", "other"}
-    assert len(rep["uploaded"]) == 4 and "on board" in r.stderr
+    assert len(rep["uploaded"]) == 4 and "5 frames of 128x96 on board" in r.stderr
     cached = {p.name.split("-")[0] for p in sshd["cache"].iterdir()}
     assert {"video", "loop", "colour"} <= cached
     again = _stream(exports["int8"], "--input", video, "--runtime", "jetson:board", "--ssh_config", sshd["config"],
