@@ -217,6 +217,7 @@ def test_isp_export_over_a_folder_of_dngs(tmp_path):
     ("raw_to_colorize", "holds RAW frames; "),
     ("video_to_isp", "takes packed RAW (1, H, W, 4): give a folder of RAW frames"),
     ("empty", "empty: no frames here"),
+    ("sizes", "out.mp4: frame size 64x48 differs from the first frame's 128x96"),
     ("runtime", "--runtime must be local or jetson:HOST, not 'tpu'"),
 ])
 def test_bad_input_is_one_line(exports, video, tmp_path, case, message):
@@ -232,6 +233,13 @@ def test_bad_input_is_one_line(exports, video, tmp_path, case, message):
         src.mkdir()
         if case == "raw_to_colorize":
             (src / "a.dng").write_bytes(b"II*\x00")
+    elif case == "sizes":
+        import imageio.v3 as iio
+
+        src = tmp_path / "sizes"
+        src.mkdir()
+        iio.imwrite(src / "a.png", _photos(FRAME_HW, 1)[0])
+        iio.imwrite(src / "b.png", _photos((48, 64), 1)[0])
     elif case == "video_to_isp":
         model, src = REPO / "tests/fixtures/run_v0/export/int8", video
     else:
@@ -241,6 +249,18 @@ def test_bad_input_is_one_line(exports, video, tmp_path, case, message):
     lines = [ln for ln in r.stderr.splitlines() if ln.strip() and "XNNPACK" not in ln]
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.stderr
     assert not out.exists() and not list(tmp_path.glob(".tmp*"))
+
+
+def test_a_busy_camera_is_one_line(monkeypatch):
+    from tflite_isp.apps import video as video_mod
+
+    def busy(source, input_params=None):
+        raise video_mod.StreamError(source, "ffmpeg cannot decode it (/dev/video0: Device or resource busy)")
+
+    monkeypatch.setattr(video_mod.os.path, "exists", lambda p: True)
+    monkeypatch.setattr(video_mod, "read_video", busy)
+    with pytest.raises(UserError, match=r"^/dev/video0: the camera is busy \(another program has it open\)$"):
+        video_mod.open_source("camera:0", (".dng",))
 
 
 def test_load_model_refuses_a_packed_file_as_colorize(tmp_path):
@@ -269,9 +289,13 @@ def test_the_same_loop_on_a_board(sshd, exports, video, tmp_path):
     assert len(rep["uploaded"]) == 4 and "5 frames of 128x96 on board" in r.stderr
     cached = {p.name.split("-")[0] for p in sshd["cache"].iterdir()}
     assert {"video", "loop", "colour"} <= cached
-    again = _stream(exports["int8"], "--input", video, "--runtime", "jetson:board", "--ssh_config", sshd["config"],
-                    "--board_python", sys.executable, "--max_frames", 2, "--json", report)
-    assert again.returncode == 0 and json.loads(report.read_text())["uploaded"] == []
+    assert rep["tegrastats"] is None
+    # the board-tegra alias: the same board (same cache: nothing copied again) with a fake tegrastats on its PATH
+    again = _stream(exports["int8"], "--input", video, "--runtime", "jetson:board-tegra", "--ssh_config",
+                    sshd["config"], "--board_python", sys.executable, "--max_frames", 2, "--json", report)
+    assert again.returncode == 0, again.stderr[-2000:]
+    rep = json.loads(report.read_text())
+    assert rep["uploaded"] == [] and rep["frames"] == 2 and isinstance(rep["tegrastats"], dict)
 
 
 def test_a_board_refuses_output_and_isp(sshd, exports, video, tmp_path):

@@ -128,7 +128,7 @@ def video_out(path, fps: float):
     path = check_output(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic.replacing(path) as tmp:
-        writer = VideoWriter(tmp, fps)
+        writer = VideoWriter(tmp, fps, name=path)
         try:
             yield writer
         finally:

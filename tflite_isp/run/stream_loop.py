@@ -82,8 +82,9 @@ class VideoWriter:
     """H.264 (yuv420p) through imageio_ffmpeg, opened at the first frame; odd sides are padded by one edge pixel
     (yuv420p needs even sizes). ``close()`` flushes the encoder."""
 
-    def __init__(self, path, fps: float):
+    def __init__(self, path, fps: float, name=None):
         self.path, self.fps, self._gen, self.size = str(path), fps, None, None
+        self.name = str(name or path)  # what errors call it (the final name of a temporary file)
 
     def write(self, frame: np.ndarray) -> None:
         h, w = frame.shape[:2]
@@ -95,7 +96,7 @@ class VideoWriter:
                                                     macro_block_size=1, ffmpeg_log_level="error")
             self._gen.send(None)
         if (h, w) != self.size:
-            raise StreamError(self.path, f"frame size {w}x{h} differs from the first frame's "
+            raise StreamError(self.name, f"frame size {w}x{h} differs from the first frame's "
                                          f"{self.size[1]}x{self.size[0]}")
         if h % 2 or w % 2:
             frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
