@@ -122,6 +122,7 @@ def test_colourise_a_video_end_to_end(exports, video, tmp_path):
     assert 0.98 < sum(rep["share"].values()) < 1.02
     assert rep["machine"]["cpu_model"] and rep["machine"]["logical_cores"] >= 1
     assert "12 frames of 128x96" in r.stderr and "FPS end to end" in r.stderr and "inference" in r.stderr
+    assert "note: 128x96 frames ran at 64x64 (the file's fixed input)" in r.stderr
     assert not list(out.parent.glob(".tmp*"))
 
 
@@ -261,6 +262,15 @@ def test_a_busy_camera_is_one_line(monkeypatch):
     monkeypatch.setattr(video_mod, "read_video", busy)
     with pytest.raises(UserError, match=r"^/dev/video0: the camera is busy \(another program has it open\)$"):
         video_mod.open_source("camera:0", (".dng",))
+
+
+def test_a_run_directory_means_its_int8_export():
+    from tflite_isp.apps.stream_model import load_model
+
+    model = load_model(REPO / "tests/fixtures/run_v0")
+    assert model.task == "isp" and model.file == REPO / "tests/fixtures/run_v0/export/int8/model.tflite"
+    with pytest.raises(UserError, match="streams its fixed-shape model.tflite"):
+        load_model(REPO / "tests/fixtures/run_v0/export/int8/model_none.tflite")
 
 
 def test_load_model_refuses_a_packed_file_as_colorize(tmp_path):

@@ -204,6 +204,11 @@ def main(argv) -> int:
                   "input": FLAGS.input, "source": source.kind, "output": FLAGS.output, "threads": FLAGS.threads,
                   "runtime": FLAGS.runtime, **report}
         print(summary(report), file=sys.stderr)
+        (w, h), ran = report.get("frame_size") or (None, None), report.get("model_input")
+        if ran and w and ran != [h, w]:
+            why = "the file's fixed input" if model.model_hw else f"the nearest multiple of {model.multiple}"
+            print(f"note: {w}x{h} frames ran at {ran[1]}x{ran[0]} ({why}); the ab was upsampled back and joined "
+                  "with each frame's own L*", file=sys.stderr)
         if FLAGS.output:
             print(f"wrote {FLAGS.output}", file=sys.stderr)
         if FLAGS.json:

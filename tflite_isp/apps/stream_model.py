@@ -64,7 +64,7 @@ def load_model(spec) -> StreamModel:
         raise fail(mpath, f"not a tflite_isp export manifest ({err})") from None
     if task != "colorize":
         if file.name != "model.tflite":
-            raise fail(file, f"a {task} export streams its fixed-shape model.tflite (tiled), not {file.name}")
+            raise fail(file, f"the {task} export streams its fixed-shape model.tflite (tiled), not {file.name}")
         return StreamModel(task, file, manifest, export=load_export(folder))
     model = flatbuffer.parse(file.read_bytes(), str(file))
     shape = tuple(int(d) for d in model.inputs[0].shape_signature)

@@ -258,6 +258,8 @@ def run_stream(frames, process, sink, *, max_frames=None, finish=None) -> dict:
                 sink(out)
         stages.end_frame()
         frame_s.append(time.perf_counter() - start)
+    if hasattr(it, "close"):
+        it.close()  # stopped early (max_frames): the decoder (a camera's capture) stops now
     if finish is not None:
         start = time.perf_counter()
         with stages.timed("encode"):
