@@ -61,16 +61,19 @@ def _manifest(folder, precision):
 
 
 def make_colorize_export(folder, *, int8=False, dynamic=False):
-    """A colourisation export folder: L (1, 64, 64, 1) -> Conv2D(2, 3, tanh) -> ab, ``model.tflite`` (FP32 or full
-    INT8 with int8 IO) and, with ``dynamic``, ``model_none.tflite`` (1, None, None, 1) beside it."""
+    """A colourisation export folder: L (1, 64, 64, 1) -> strided Conv2D, UpSampling2D, Conv2D(2, 3, tanh) -> ab;
+    ``model.tflite`` (FP32, or full INT8 with int8 IO) and, with ``dynamic``, ``model_none.tflite`` (1, None, None,
+    1) beside it."""
     from tflite_isp.core.tf import keras, tf
 
     folder.mkdir(parents=True)
     keras.utils.set_random_seed(0)
 
-    def build(side):
+    def build(side):  # one stride-2 conv: a dynamic file's sides must be multiples of 2
         inp = keras.Input(shape=(side, side, 1), batch_size=1)
-        return keras.Model(inp, keras.layers.Conv2D(2, 3, padding="same", activation="tanh")(inp))
+        x = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(inp)
+        x = keras.layers.UpSampling2D(2)(x)
+        return keras.Model(inp, keras.layers.Conv2D(2, 3, padding="same", activation="tanh")(x))
 
     net = build(SIDE)
     conv = tf.lite.TFLiteConverter.from_keras_model(net)
@@ -122,7 +125,7 @@ def test_colourise_a_video_end_to_end(exports, video, tmp_path):
     assert 0.98 < sum(rep["share"].values()) < 1.02
     assert rep["machine"]["cpu_model"] and rep["machine"]["logical_cores"] >= 1
     assert "12 frames of 128x96" in r.stderr and "FPS end to end" in r.stderr and "inference" in r.stderr
-    assert "note: 128x96 frames ran at 64x64 (the file's fixed input)" in r.stderr
+    assert "note: 128x96 frames ran at 64x64 (the file's fixed input; its ab was upsampled back" in r.stderr
     assert not list(out.parent.glob(".tmp*"))
 
 
@@ -137,7 +140,8 @@ def test_side_by_side_int8(exports, video, tmp_path):
 
 
 def test_folder_of_odd_sized_pngs_through_a_dynamic_file(exports, tmp_path):
-    """A dynamic file runs at the frame's own size; 65x49 frames are padded to 66x50 for yuv420p."""
+    """A dynamic file runs on the frame padded to its multiple (2): 65x49 -> 66x50, cropped back; the video is
+    padded to 66x50 too (yuv420p)."""
     import imageio.v3 as iio
 
     folder = tmp_path / "frames"
@@ -150,7 +154,8 @@ def test_folder_of_odd_sized_pngs_through_a_dynamic_file(exports, tmp_path):
     count, size, _ = _decode(out)
     assert count == 6 and size == (66, 50)
     rep = json.loads(report.read_text())
-    assert rep["source"] == "images" and rep["model_input"] == [49, 65] and rep["model_size"].startswith("dynamic")
+    assert rep["source"] == "images" and rep["model_input"] == [50, 66] and rep["model_size"] == "dynamic (multiple 2)"
+    assert rep["output_size"] == [65, 49] and "padded to a multiple of 2, the ab cropped back" in r.stderr
 
 
 def test_an_interrupted_stream_leaves_no_file(exports, video, tmp_path):

@@ -206,9 +206,9 @@ def main(argv) -> int:
         print(summary(report), file=sys.stderr)
         (w, h), ran = report.get("frame_size") or (None, None), report.get("model_input")
         if ran and w and ran != [h, w]:
-            why = "the file's fixed input" if model.model_hw else f"the nearest multiple of {model.multiple}"
-            print(f"note: {w}x{h} frames ran at {ran[1]}x{ran[0]} ({why}); the ab was upsampled back and joined "
-                  "with each frame's own L*", file=sys.stderr)
+            how = ("the file's fixed input; its ab was upsampled back and joined with each frame's own L*"
+                   if model.model_hw else f"padded to a multiple of {model.multiple}, the ab cropped back")
+            print(f"note: {w}x{h} frames ran at {ran[1]}x{ran[0]} ({how})", file=sys.stderr)
         if FLAGS.output:
             print(f"wrote {FLAGS.output}", file=sys.stderr)
         if FLAGS.json:

@@ -127,11 +127,30 @@ def resize_bilinear(x: np.ndarray, hw: tuple) -> np.ndarray:
 
 
 def fit_size(frame_hw: tuple, model_hw, multiple: int = 1) -> tuple:
-    """The L size the file runs at: its fixed (h, w), or (dynamic file) the frame's size rounded to the nearest
-    multiple of ``multiple`` (at least one multiple)."""
+    """The L size the file runs at: its fixed (h, w), or (dynamic file) the frame's size padded up to a multiple of
+    ``multiple``."""
     if model_hw is not None:
         return tuple(model_hw)
-    return tuple(max(multiple, int(round(n / multiple)) * multiple) for n in frame_hw)
+    return tuple(-(-n // multiple) * multiple for n in frame_hw)
+
+
+def model_l(l_full: np.ndarray, model_hw, multiple: int) -> np.ndarray:
+    """What the file sees of the frame's L (H, W, 1): a fixed file, L resized to its input (bilinear); a dynamic
+    file, the whole frame padded bottom and right (symmetric) to its multiple, as ``run.colourise`` does."""
+    frame_hw = l_full.shape[:2]
+    hw = fit_size(frame_hw, model_hw, multiple)
+    if hw == frame_hw:
+        return l_full
+    if model_hw is None:
+        return np.pad(l_full, ((0, hw[0] - frame_hw[0]), (0, hw[1] - frame_hw[1]), (0, 0)), mode="symmetric")
+    return resize_bilinear(l_full, hw)
+
+
+def frame_ab(ab: np.ndarray, frame_hw: tuple, model_hw) -> np.ndarray:
+    """The file's ab back on the frame: resized (bilinear) from a fixed file, cropped from a padded dynamic run."""
+    if ab.shape[:2] == tuple(frame_hw):
+        return ab
+    return resize_bilinear(ab, frame_hw) if model_hw is not None else ab[:frame_hw[0], :frame_hw[1]]
 
 
 # sRGB <-> linear as tables made from colour's own curves: a frame is uint8, so its 256 levels are exact; the way
@@ -165,9 +184,10 @@ def render_uint8(l_in: np.ndarray, ab: np.ndarray, l_scale: float, ab_scale: flo
 class Colorizer:
     """Frame RGB uint8 -> colourised RGB uint8 through ``run`` (float L (1, h, w, 1) -> ab (1, h, w, 2)).
 
-    The model sees L* resized to the size it runs at (:func:`fit_size`); its ab is upsampled back to the frame
-    (bilinear) and joined with the frame's own full-resolution L*: the standard colourisation trick, since chroma
-    carries little detail, so the output keeps every luminance edge of the input whatever size the model ran at.
+    A fixed file sees L* resized to its input; its ab is upsampled back to the frame (bilinear) and joined with the
+    frame's own full-resolution L*: the standard colourisation trick, since chroma carries little detail, so the
+    output keeps every luminance edge of the input whatever size the model ran at. A dynamic file runs on the
+    whole frame, padded to its multiple (:func:`model_l`, :func:`frame_ab`).
     ``side_by_side``: original | grey | colourised | error (|colourised - original| x ERROR_GAIN) in one row.
     """
 
@@ -178,17 +198,14 @@ class Colorizer:
 
     def __call__(self, rgb8: np.ndarray, stages: "Stages") -> np.ndarray:
         with stages.timed("colour"):
-            frame_hw = rgb8.shape[:2]
             l_full = l_of_uint8(rgb8, self.l_scale)
-            hw = fit_size(frame_hw, self.model_hw, self.multiple)
-            l_in = l_full if hw == frame_hw else resize_bilinear(l_full, hw)
+            l_in = model_l(l_full, self.model_hw, self.multiple)
         with stages.timed("inference"):
             ab = self.run(l_in[None])[0]
         with stages.timed("colour"):
             if ab.shape[-1] != 2:
                 raise StreamError("model", f"output has {ab.shape[-1]} channels, not ab (2)")
-            if ab.shape[:2] != frame_hw:
-                ab = resize_bilinear(ab, frame_hw)
+            ab = frame_ab(ab, rgb8.shape[:2], self.model_hw)
             out = render_uint8(l_full, ab, self.l_scale, self.ab_scale)
             if not self.side_by_side:
                 return out
@@ -349,4 +366,4 @@ def board_main(spec: dict, work: str) -> dict:
 
 
 __all__ = ["Colorizer", "Interp", "Stages", "StreamError", "VideoWriter", "board_main", "fit_size", "machine",
-           "l_of_uint8", "read_video", "render_uint8", "resize_bilinear", "run_stream"]
+           "frame_ab", "l_of_uint8", "model_l", "read_video", "render_uint8", "resize_bilinear", "run_stream"]
