@@ -91,3 +91,6 @@ def fit_steps(loss_of, variables, *, steps: int, lr: float, graph: bool = False)
 
     step = tf.function(step) if graph else step
     return [float(step()) for _ in range(steps)]
+
+
+from sshd_board import sshd  # noqa: E402,F401  (the board fixture, shared by test_jetson and test_stream)

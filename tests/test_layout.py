@@ -77,7 +77,8 @@ def test_every_command_still_starts():
     """``python -m tflite_isp[.X] --help`` for every command the earlier flat layout had: each module still runs."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for command in ("tflite_isp", "tflite_isp.train", "tflite_isp.export", "tflite_isp.score", "tflite_isp.enhance",
-                    "tflite_isp.ratio", "tflite_isp.data", "tflite_isp.android", "tflite_isp.jetson"):
+                    "tflite_isp.ratio", "tflite_isp.data", "tflite_isp.android", "tflite_isp.jetson",
+                    "tflite_isp.stream"):
         proc = subprocess.run([sys.executable, "-m", command, "--help"], capture_output=True, text=True, env=env,
                               cwd=REPO, timeout=300)
         # absl's --help exits 1 after printing the usage; argparse's exits 0
