@@ -136,7 +136,7 @@ def fit_size(frame_hw: tuple, model_hw, multiple: int = 1) -> tuple:
 
 def model_l(l_full: np.ndarray, model_hw, multiple: int) -> np.ndarray:
     """What the file sees of the frame's L (H, W, 1): a fixed file, L resized to its input (bilinear); a dynamic
-    file, the whole frame padded bottom and right (symmetric) to its multiple, as ``run.colourise`` does."""
+    file, the whole frame padded bottom and right (symmetric) to its multiple (score uses the same rule)."""
     frame_hw = l_full.shape[:2]
     hw = fit_size(frame_hw, model_hw, multiple)
     if hw == frame_hw:

@@ -12,7 +12,7 @@ import numpy as np
 
 from tflite_isp.core import colour, metrics
 from tflite_isp.core.errors import fail
-from tflite_isp.run.colourise import colourise
+from tflite_isp.run import stream_loop
 from tflite_isp.run.litert import Runner
 from tflite_isp.score import leaderboard
 
@@ -61,6 +61,15 @@ def _sample(scorer, i: int, pair, target) -> dict:
     return scorer.samples[i]
 
 
+def colourise(run, rgb: np.ndarray, spec, *, tile=None, multiple: int = 16) -> np.ndarray:
+    """sRGB (h, w, 3) in [0, 1] -> ``run``'s colouring of its L in float (the stream runner's frame rule: a fixed
+    file sees L resized to its input and its ab is resized back; a dynamic file runs on the padded frame)."""
+    l_in = colour.model_input(np.asarray(rgb, np.float32), spec.l_scale).astype(np.float32)
+    ab = run(stream_loop.model_l(l_in, tile, multiple)[None])[0]
+    ab = stream_loop.frame_ab(ab, l_in.shape[:2], tile)
+    return np.clip(colour.render(l_in, ab, spec.l_scale, spec.ab_scale), 0.0, 1.0).astype(np.float32)
+
+
 def score_entry(scorer, entry) -> dict:
     """A leaderboard row for one colourisation file: quality on the split, then its runtime per frame."""
     from tflite_isp.nets import architectures  # lazy: TensorFlow loads only when this runs
@@ -74,8 +83,7 @@ def score_entry(scorer, entry) -> dict:
     runner = Runner(entry.path, threads=scorer.cfg.threads)
     multiple = architectures.input_multiple(entry.recipe.model)
     started = time.perf_counter()
-    row = quality(scorer, entry.name, lambda rgb: colourise(runner, rgb, spec.l_scale, spec.ab_scale, tile=tile,
-                                                              multiple=multiple), how)
+    row = quality(scorer, entry.name, lambda rgb: colourise(runner, rgb, spec, tile=tile, multiple=multiple), how)
     row["details"] = {"quality": how, "scoring_seconds": round(time.perf_counter() - started, 2),
                       "ops": entry.details["ops"],
                       "lint": ((entry.manifest or {}).get("file") or {}).get("lint")}
@@ -118,4 +126,4 @@ def headline(board_rows) -> str:
     return HEADLINE.format(target=float(np.mean(targets)) if targets else float("nan"))
 
 
-__all__ = ["GREY", "quality", "score_entry", "grey_row", "headline"]
+__all__ = ["GREY", "colourise", "quality", "score_entry", "grey_row", "headline"]

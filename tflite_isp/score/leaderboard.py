@@ -131,5 +131,6 @@ def write(folder, board: dict) -> dict:
     return paths
 
 
-__all__ = ["FORMAT", "COLUMNS", "COLOUR_COLUMNS", "columns", "clip_runtime", "mai_score", "new_row", "failed_row", "sort_rows", "to_markdown",
+__all__ = ["FORMAT", "COLUMNS", "COLOUR_COLUMNS", "columns", "clip_runtime", "mai_score", "new_row", "failed_row",
+           "sort_rows", "to_markdown",
            "to_csv", "write"]
