@@ -76,6 +76,7 @@ def test_autoencoder_reproduces_the_published_parameter_count_and_the_variant_ha
     half = architectures.build(recipes.load_recipe("colorize_unet").model)
     assert count_params(half) <= count_params(ae) / 2 and half.output_shape == (None, None, None, 2)
     assert sum(isinstance(layer, keras.layers.Add) for layer in half.layers) == 3
+    assert not any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in half.layers)
 
 
 def test_a_skip_that_cannot_add_is_a_one_line_error():
@@ -85,11 +86,12 @@ def test_a_skip_that_cannot_add_is_a_one_line_error():
         architectures.build({"architecture": "colorize_ae", "skips": True})
 
 
-def test_deploy_form_folds_every_batch_norm_exactly():
+@pytest.mark.parametrize("name", ["colorize_ae", "colorize_unet"])
+def test_deploy_form_folds_every_batch_norm_exactly(name):
     from tflite_isp.core.tf import keras
     from tflite_isp.nets import architectures, recipes
 
-    section = recipes.load_recipe("colorize_ae").model
+    section = recipes.load_recipe(name).model
     trained = architectures.build(section)
     rng = np.random.default_rng(0)
     for layer in trained.layers:
@@ -182,7 +184,8 @@ def test_export_int8_records_the_convention_and_scores_beside_the_grey_baseline(
     assert manifest["input"]["layout"].startswith("L (1, H, W, 1)") and manifest["recipe"]["task"] == "colorize"
     assert manifest["fidelity"]["images"] == 2 and abs(manifest["fidelity"]["psnr_drop"]) < 1.0  # RGB PSNRs
     assert manifest["model_none"]["file"] == "model_none.tflite"
-    assert "TRANSPOSE_CONV" in {op["name"] for op in manifest["file"]["ops"]}
+    ops = {op["name"] for op in manifest["file"]["ops"]}
+    assert "DEPTH_TO_SPACE" in ops and "TRANSPOSE_CONV" not in ops
     assert set(manifest["compatibility"]) >= {"gpu", "nnapi:30"}
     board = scorer.run(scorer.ScoreConfig(models=(str(run / "export" / "int8"),), data=f"images:{colour_data}",
                                           runs=1, warmup=0, report_images=1, log=False, out=str(tmp_path / "s")))
@@ -195,6 +198,27 @@ def test_export_int8_records_the_convention_and_scores_beside_the_grey_baseline(
     md = (tmp_path / "s" / "leaderboard.md").read_text()
     assert "ΔE2000" in md and "colourfulness" in md and "MAI score" not in md
     assert "ΔE2000" in (tmp_path / "s" / "report.html").read_text()
+    _stream_the_export(run / "export" / "int8", tmp_path)
+
+
+def _stream_the_export(export, tmp_path):
+    """The exported file through the stream runner: a real H.264 video of the photos in, a decoded video out."""
+    import imageio_ffmpeg
+
+    video, frames = tmp_path / "in.mp4", [(_photo()[:96, 16 * i:16 * i + 160] * 255).astype(np.uint8)
+                                          for i in range(6)]
+    gen = imageio_ffmpeg.write_frames(str(video), (160, 96), fps=10, macro_block_size=1, ffmpeg_log_level="error")
+    gen.send(None)
+    for f in frames:
+        gen.send(f)
+    gen.close()
+    proc = run_module("tflite_isp.stream", export, "--input", video, "--output", tmp_path / "out.mp4", "--json",
+                      tmp_path / "r.json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["frames"] == 6 and report["fps"] > 0 and report["task"] == "colorize"
+    out = imageio_ffmpeg.read_frames(str(tmp_path / "out.mp4"))
+    assert next(out)["size"] == (160, 96) and sum(1 for _ in out) == 6
 
 
 def test_qat_trains_the_folded_net(colour_data, tmp_path):
@@ -206,6 +230,16 @@ def test_qat_trains_the_folded_net(colour_data, tmp_path):
                           calibration_images=2, fidelity_images=1, qat_steps=3, model_none=False, log=False)
     manifest = ex.run(cfg)["int8_qat"]
     assert manifest["qat"]["steps"] == 3 and manifest["precision"]["io_type"] == "int8"
+
+def test_train_command_validates_in_rgb_and_keeps_the_last_weights(colour_data, tmp_path):
+    """PSNR prefers grey outputs, so a colourisation run ships its last epoch, not its best by PSNR."""
+    out = tmp_path / "run"
+    run_module("tflite_isp.train", "--model", "colorize_unet", "--data", f"images:{colour_data}", "--epochs", "2",
+               "--steps_per_epoch", "3", "--batch", "2", "--patch", "64", "--out", out, check=True)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["kept"] == "last" and metrics["finished"] and len(metrics["epochs"]) == 2
+    assert all(10 < e["val_psnr"] < 60 for e in metrics["epochs"])  # RGB PSNR of L + predicted ab
+    assert json.loads((out / "recipe.json").read_text())["task"] == "colorize"
 
 # --- Bad input ----------------------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ class _Training:
     metrics: dict | None = None
     writer: object = None
     spec: object = None  # the recipe's input spec (InputSpec or LabSpec)
+    keep_last: bool = False  # ship the last weights, not the best by validation PSNR (colourisation)
 
 
 def run(cfg: TrainConfig) -> dict:
@@ -69,6 +70,9 @@ def run(cfg: TrainConfig) -> dict:
     t = _build(cfg, recipe, strategy, run_dir, is_chief, task_id, loss_fn)
     t.iterator, t.val_data = _datasets(cfg, recipe, data, strategy, multiple, t.step)
     t.spec = recipe.input
+    # PSNR prefers a grey colouriser (a wrong hue costs more than none), so picking the best epoch by it would ship
+    # the least colourful weights: a colourisation run keeps its last
+    t.keep_last = recipe.task == "colorize"
     t.train_step = _train_step(strategy, t.objective, t.optimizer)
     t.eval_step = _evaluator(t.objective.predict, recipe.input)
     _start_metrics(t, recipe, data, full_hd, strategy)
@@ -357,10 +361,11 @@ def _lr(optimizer) -> float:
 
 
 def _finish(t: _Training) -> dict:
-    """The chief saves the deployable model from the best weights; other workers drop their scratch checkpoints."""
+    """The chief saves the deployable model from the best weights (a colourisation run: its last); other workers drop
+    their scratch checkpoints."""
     cfg, metrics = t.cfg, t.metrics
     if t.is_chief:
-        if (t.run_dir / "best.weights.h5").is_file():
+        if (t.run_dir / "best.weights.h5").is_file() and not t.keep_last:
             t.model.load_weights(str(t.run_dir / "best.weights.h5"))
         if isinstance(t.objective, objectives.Joint):
             large_psnr, _ = _evaluate(_evaluator(t.objective.predict_large, t.spec), t.val_data)
@@ -369,9 +374,13 @@ def _finish(t: _Training) -> dict:
         if cfg.prune_sparsity:
             metrics["prune_sparsity_achieved"] = sparsity.kernel_sparsity(final)
         _save_model(final, t.run_dir / "model.keras")
+        metrics["kept"] = "last" if t.keep_last else "best"
         metrics["finished"] = True
         atomic.write_json(t.run_dir / "metrics.json", metrics)
-        log(True, f"done: best val PSNR {metrics['best']['val_psnr']:.2f} dB; model {t.run_dir / 'model.keras'}")
+        kept = (f"the last epoch's weights (val PSNR {metrics['epochs'][-1]['val_psnr']:.2f} dB; best "
+                f"{metrics['best']['val_psnr']:.2f})" if t.keep_last else
+                f"best val PSNR {metrics['best']['val_psnr']:.2f} dB")
+        log(True, f"done: {kept}; model {t.run_dir / 'model.keras'}")
     else:
         shutil.rmtree(t.ckpt_dir, ignore_errors=True)
     metrics["run_dir"] = str(t.run_dir)
