@@ -112,6 +112,11 @@ def training_dataset(split: Split, spec, *, patch: int, batch: int, augment: boo
     else:
         files = files.shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
         decoded = files.map(decode_pair, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return _batches(decoded, load, batch=batch, seed=seed, cache_one_batch=cache_one_batch)
+
+
+def _batches(decoded, load, *, batch: int, seed: int, cache_one_batch: bool):
+    """Endless decoded images -> ``load(image, 3 random ints)`` crops, batched and prefetched."""
     randoms = tf.data.Dataset.random(seed=seed).batch(3)
     ds = tf.data.Dataset.zip((decoded, randoms)).map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.batch(batch, drop_remainder=True)
@@ -182,12 +187,7 @@ def _colour_batches(split: Split, spec, *, patch, batch, augment, seed, num_shar
     if split.decoded_bytes() <= cache_bytes:
         decoded = decoded.cache()
     decoded = decoded.shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
-    randoms = tf.data.Dataset.random(seed=seed).batch(3)
-    ds = tf.data.Dataset.zip((decoded, randoms)).map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
-    ds = ds.batch(batch, drop_remainder=True)
-    if cache_one_batch:
-        ds = ds.take(1).cache().repeat()
-    return ds.prefetch(AUTOTUNE)
+    return _batches(decoded, load, batch=batch, seed=seed, cache_one_batch=cache_one_batch)
 
 
 def _colour_eval(split: Split, spec, *, multiple: int, max_size: int):
