@@ -81,16 +81,16 @@ def page(report: dict) -> str:
             continue
         rows.append([r["name"], r.get("loss") or "—", f"{r['parameters']:,}" if r.get("parameters") else "—",
                      f"{r['psnr']:.2f}", f"{r['ssim']:.3f}", f"{r['delta_e']:.2f}", f"{r['colourfulness']:.1f}",
-                     f"{ms:.1f}" if ms else "—", f"{1000 / ms:.1f}" if ms else "—",
+                     f"{ms:.1f}" if ms else "—", f"{1000 / ms:.1f}" if ms and r.get("loss") else "—",
                      f"{r['train_min']:.1f}" if r.get("train_min") else "—"])
     lines += md_table(["model", "loss", "params", "PSNR dB", "SSIM", "ΔE2000", "colourfulness", "INT8 ms / frame",
                        "FPS", "train min"], rows, "llrrrrrrrr")
     lines += ["", f"Embedded colourisation test split ({report['images']} images, 288 x 288, from the astronaut "
                   f"photo); the originals' colourfulness is {report['target_colourfulness']:.1f}. Quality: the INT8 "
                   "dynamic file on each whole image. Time: the INT8 model.tflite (256 x 256 L) on this CPU, LiteRT "
-                  f"XNNPACK, {report['threads']} threads, median of {report['runs']} runs; FPS = 1000 / ms, the "
+                  f"XNNPACK, {report['litert_threads']} threads, median of {report['runs']} runs; FPS = 1000 / ms, the "
                   "network alone (the stream runner's end-to-end FPS adds decode, Lab conversion and encode). The "
-                  "grey row's time is the NumPy Lab round trip. Training: "
+                  "grey row's time is the NumPy Lab round trip (no FPS: it runs no network). Training: "
                   f"{report['fraction']:g} x each recipe's schedule, embedded train split."]
     return "\n".join(lines) + "\n"
 
@@ -100,7 +100,8 @@ def main(argv=None) -> int:
     from tflite_isp.score import scorer  # lazy: loads TensorFlow
 
     t0 = time.perf_counter()
-    report = start_report(NAME, argv, threads=args.threads, fraction=args.fraction, runs=args.runs, rows=[])
+    report = start_report(NAME, argv, threads=args.threads, litert_threads=args.threads, fraction=args.fraction,
+                          runs=args.runs, rows=[])
     root = Path(args.runs_dir)
     runs = {}
     for i, (tag, recipe, loss) in enumerate(VARIANTS, 1):
@@ -111,7 +112,7 @@ def main(argv=None) -> int:
                              out=str(root / "scores"))
     board = scorer.run(cfg)
     for row in board["rows"]:
-        tag = next((t for t, r in runs.items() if row.get("path") and str(r) in row["path"]), None)
+        tag = next((t for t, r in runs.items() if row.get("path") and row["path"].startswith(f"{r}/")), None)
         metrics = json.loads((runs[tag] / "metrics.json").read_text()) if tag else {}
         report["rows"].append({
             "name": tag or row["name"], "loss": next((v[2] for v in VARIANTS if v[0] == tag), None),
