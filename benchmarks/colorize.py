@@ -71,34 +71,82 @@ def train_and_export(tag: str, recipe: str, loss: str, root: Path, fraction: flo
     return run
 
 
-def upsampling(threads: int, runs: int, root: Path) -> list:
-    """colorize_ae's deploy form with its 2x2 stride-2 transposed convs as they are and rewritten as 1x1 conv +
-    depth-to-space (the same map; the head stays a transposed conv), converted by the exporter's own converter to
-    FP32 and INT8 (calibrated on the embedded train images) and timed side by side at 256 x 256."""
+def as_depth_to_space(tconv_model, section):
+    """The trained deploy form with each 2x2 stride-2 transposed conv rewritten as a 1x1 conv to 4x the channels +
+    pixel shuffle (exactly the same map); the stride-1 2x2 transposed head becomes a 2x2 conv with the same weights
+    (the same cost; its output shifted by one pixel, which changes no speed)."""
     import numpy as np  # lazy: the project's modules load after the argument check
 
-    from tflite_isp.data import layouts, pipeline
+    from tflite_isp.core.tf import keras
+    from tflite_isp.nets import architectures
+
+    d2s = architectures.build({**section, "upsample": "depth_to_space"})
+    for layer in (x for x in d2s.layers if x.weights):
+        kernel, bias = tconv_model.get_layer(layer.name).get_weights()
+        if layer.name == "ab":
+            layer.set_weights([np.transpose(kernel, (0, 1, 3, 2)), bias])
+        elif isinstance(tconv_model.get_layer(layer.name), keras.layers.Conv2DTranspose):
+            kh, kw, out, cin = kernel.shape  # y[2i + dy, 2j + dx, o] = sum_c x[i, j, c] K[dy, dx, o, c]
+            layer.set_weights([np.transpose(kernel, (3, 0, 1, 2)).reshape(1, 1, cin, kh * kw * out),
+                               np.tile(bias, kh * kw)])
+        else:
+            layer.set_weights([kernel, bias])
+    return d2s
+
+
+def upsampling(run_dir: Path, threads: int, runs: int, root: Path) -> list:
+    """The trained colorize_ae (batch norms folded) as exported, and with its x2 ups as 1x1 conv + depth-to-space,
+    both converted by the exporter's converter to FP32 and INT8 (calibrated on embedded training crops) and timed side
+    by side at 256 x 256. Trained weights matter: an untrained file's INT8 scales can push ops off XNNPACK."""
+    from tflite_isp.data import layouts, pipeline  # lazy: the project's modules load after the argument check
     from tflite_isp.export import convert
     from tflite_isp.nets import architectures, recipes
     from tflite_isp.run import timing
 
-    section = architectures.deploy_form(recipes.load_recipe("colorize_ae").model)
+    recipe = recipes.load_recipe(run_dir / "recipe.json")
+    section = architectures.deploy_form(recipe.model)
+    tconv = architectures.fuse_weights(architectures.load(run_dir / "model.keras"), architectures.build(section))
     split = layouts.open_split(*layouts.parse_data_flag("embedded:colorize"), "train")
-    spec = recipes.load_recipe("colorize_ae").input
-    calib = [x.numpy() for x, _ in pipeline.training_dataset(split, spec, patch=256, batch=1).take(16)]
+    calib = [x.numpy() for x, _ in pipeline.training_dataset(split, recipe.input, patch=256, batch=1).take(32)]
     table, rows = convert.precisions(), []
-    for upsample in ("transpose", "depth_to_space"):
-        model = architectures.build({**section, "upsample": upsample}, height=256, width=256, batch=1)
+    for upsample, model in (("transpose", tconv), ("depth_to_space", as_depth_to_space(tconv, section))):
         row = {"upsample": upsample, "parameters": int(model.count_params())}
         for precision in ("fp32", "int8"):
-            data = convert.convert(model, (1, 256, 256, 1), table[precision],
-                                   representative=convert.representative_from(calib))
             path = root / f"upsample-{upsample}-{precision}.tflite"
-            path.write_bytes(data)
+            path.write_bytes(convert.convert(model, (1, 256, 256, 1), table[precision],
+                                             representative=convert.representative_from(calib)))
             row[f"{precision}_ms"] = timing.measure_subprocess(path, threads=threads, runs=runs, warmup=3)["median_ms"]
         rows.append(row)
         log(f"upsampling {upsample}: FP32 {row['fp32_ms']:.1f} ms, INT8 {row['int8_ms']:.1f} ms")
-    assert np.isfinite([r["int8_ms"] for r in rows]).all()
+    return rows
+
+
+def stream_fps(runs: dict, threads: int, root: Path, frames: int = 120) -> list:
+    """End-to-end FPS of ``python -m tflite_isp.stream`` on a 256 x 256 H.264 video of the bundled photos (a slow
+    pan over four of them), each variant's INT8 file and the reproduced net's FP32 one: decode, Lab, network, encode."""
+    import imageio_ffmpeg  # lazy: the project's modules load after the argument check
+    import numpy as np
+    from skimage import data
+    from skimage.transform import resize
+
+    video = root / "pan256.mp4"
+    writer = imageio_ffmpeg.write_frames(str(video), (256, 256), fps=25, macro_block_size=1, ffmpeg_log_level="error")
+    writer.send(None)
+    for i in range(frames):
+        photo = resize(getattr(data, ("astronaut", "coffee", "chelsea", "rocket")[i * 4 // frames])(), (256, 256))
+        writer.send((np.roll(photo, 2 * i, axis=1) * 255 + 0.5).astype(np.uint8))
+    writer.close()
+    rows = []
+    for tag, precision in [(t, "int8") for t in runs] + [("colorize_ae", "fp32")]:
+        export = runs[tag] / "export" / precision
+        if not (export / "model.tflite").is_file():
+            _child(["tflite_isp.export", str(runs[tag])] + ([] if precision == "fp32" else [f"--{precision}"]))
+        out = root / f"stream-{tag}-{precision}.json"
+        _child(["tflite_isp.stream", str(export), "--input", str(video), "--output", str(root / "stream-out.mp4"),
+                "--threads", str(threads), "--json", str(out)])
+        r = json.loads(out.read_text())
+        rows.append({"model": tag, "precision": precision, "frames": r["frames"], "fps": r["fps"],
+                     "steady_fps": r["steady_fps"], "inference_ms": r["inference_ms"]["mean"], "share": r["share"]})
     return rows
 
 
@@ -123,15 +171,26 @@ def page(report: dict) -> str:
                   "network alone (the stream runner's end-to-end FPS adds decode, Lab conversion and encode). The "
                   "grey row's time is the NumPy Lab round trip (no FPS: it runs no network). Training: "
                   f"{report['fraction']:g} x each recipe's schedule, embedded train split."]
+    if report.get("stream"):
+        lines += ["", "## End to end: `python -m tflite_isp.stream` on a 256 x 256 video", "",
+                  *md_table(["model", "file", "FPS (after the first frame)", "network ms", "decode / Lab / network / "
+                             "encode share"],
+                            [[r["model"], r["precision"].upper(), f"{r['fps']:.1f} ({r['steady_fps']:.1f})",
+                              f"{r['inference_ms']:.1f}", " / ".join(f"{100 * r['share'][k]:.0f} %" for k in
+                                                                     ("decode", "colour", "inference", "encode"))]
+                             for r in report["stream"]], "llrrl"),
+                  "", f"{report['stream'][0]['frames']} frames of an H.264 pan over four bundled photos, written by "
+                      "imageio-ffmpeg; every frame decoded, converted to L, run, joined with its L and encoded to "
+                      "H.264 again; one run each, in sequence."]
     if report.get("upsampling"):
         lines += ["", "## Upsampling: transposed conv vs 1x1 conv + depth-to-space", "",
                   *md_table(["colorize_ae's x2 ups", "params", "FP32 ms", "INT8 ms"],
                             [[r["upsample"], f"{r['parameters']:,}", f"{r['fp32_ms']:.1f}", f"{r['int8_ms']:.1f}"]
                              for r in report["upsampling"]], "lrrr"),
-                  "", "The reproduced net's deploy form (batch norms folded), its four 2x2 stride-2 transposed convs "
-                      "as they are or as a 1x1 conv to 4x the channels + pixel shuffle (the same map), converted by "
-                      "the exporter's converter (INT8 calibrated on 16 embedded training crops), timed side by side "
-                      "in one run at 256 x 256, same threads and runs as above."]
+                  "", "The trained colorize_ae (batch norms folded), its four 2x2 stride-2 transposed convs as they "
+                      "are or as a 1x1 conv to 4x the channels + pixel shuffle (the same map; its stride-1 head a 2x2 "
+                      "conv), converted by the exporter's converter (INT8 calibrated on 32 embedded training crops), "
+                      "timed side by side in one run at 256 x 256, same threads and runs as above."]
     return "\n".join(lines) + "\n"
 
 
@@ -164,7 +223,8 @@ def main(argv=None) -> int:
     targets = [p["target_colourfulness"] for r in board["rows"] for p in r.get("per_image") or []]
     report["target_colourfulness"] = sum(targets) / max(len(targets), 1)
     report["leaderboard"] = str(Path(board["out"]) / "leaderboard.json")
-    report["upsampling"] = upsampling(args.threads, args.runs, root)
+    report["upsampling"] = upsampling(runs["colorize_ae"], args.threads, args.runs, root)
+    report["stream"] = stream_fps(runs, args.threads, root)
     finish_report(report, t0)
     for path in save_results(args.out, NAME, report, page):
         log(f"wrote {path}")
