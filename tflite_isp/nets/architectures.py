@@ -61,11 +61,6 @@ def input_multiple(model_section: dict) -> int:
     return ARCHITECTURES[arch][1](**settings)
 
 
-def input_channels(model_section: dict) -> int:
-    """Channels of the model's input: 4 packed RAW planes, or 1 (L) for a colourisation net."""
-    return INPUT_CHANNELS.get(_split(model_section)[0], 4)
-
-
 def build(model_section: dict, *, height=None, width=None, batch=None, name=None, normalise=None) -> keras.Model:
     """Build the network: packed (batch, height, width, 4) -> (batch, 2*height, 2*width, 3), or a colourisation
     net's L (batch, height, width, 1) -> ab (batch, height, width, 2).
@@ -146,4 +141,4 @@ def load(path) -> keras.Model:
 
 
 __all__ = ["ARCHITECTURES", "CUSTOM_OBJECTS", "Normalise", "PixelShuffle", "build", "copy_weights", "deploy_form",
-           "fuse_weights", "input_channels", "input_multiple", "load"]
+           "fuse_weights", "input_multiple", "load"]

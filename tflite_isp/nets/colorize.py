@@ -19,8 +19,8 @@ def _stage(x, conv, filters: int, kernel: int, activation: str, name: str, batch
 
 def _up(x, filters: int, kernel: int, activation: str, name: str, batch_norm: bool, upsample: str):
     """x2 up: a stride-2 transposed conv, or (``depth_to_space``) a 1x1 conv to 4x the channels then pixel shuffle,
-    the same map as a 2x2 stride-2 transposed conv without TRANSPOSE_CONV, which INT8 XNNPACK runs slowly and NNAPI
-    before 1.3 refuses."""
+    the same map as a 2x2 stride-2 transposed conv without TRANSPOSE_CONV: faster on XNNPACK (FP32 and INT8,
+    benchmarks/results/colorize.md), and NNAPI before 1.3 refuses INT8 TRANSPOSE_CONV."""
     if upsample == "transpose":
         return _stage(x, keras.layers.Conv2DTranspose, filters, kernel, activation, name, batch_norm)
     x = _stage(x, keras.layers.Conv2D, 4 * filters, 1, activation, name, batch_norm, strides=1)
