@@ -169,6 +169,20 @@ def test_training_batches_are_l_in_ab_out(colour_data):
     x, y = next(iter(pipeline.eval_dataset(layouts.open_split("images", colour_data, "val"), spec, multiple=16)))
     assert x.shape == (1, 96, 96, 1) and y.shape == (1, 96, 96, 3)  # validation scores the RGB
 
+def test_an_image_smaller_than_the_input_multiple_is_named(tmp_path):
+    from PIL import Image
+
+    from tflite_isp.core.errors import UserError
+    from tflite_isp.data import layouts, pipeline
+    from tflite_isp.nets import recipes
+
+    for split, side in (("train", 64), ("val", 8), ("test", 64)):
+        (tmp_path / split).mkdir()
+        Image.fromarray(np.full((side, side, 3), 90, np.uint8)).save(tmp_path / split / "a.png")
+    spec = recipes.load_recipe("colorize_ae").input
+    with pytest.raises(UserError, match=r"val/a\.png: 8x8 is smaller than the model's input multiple 16"):
+        pipeline.eval_dataset(layouts.open_split("images", tmp_path, "val"), spec, multiple=16)
+
 # --- Export and score ---------------------------------------------------------------------------
 
 

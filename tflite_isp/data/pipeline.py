@@ -155,9 +155,6 @@ def eval_dataset(split: Split, spec, *, multiple: int = 1, max_size: int = 0):
 
 
 def _colour_files(split: Split, num_shards: int = 1, shard_index: int = 0):
-    for p in split.pairs:
-        if min(p.shape) and min(p.shape) < 16:
-            raise fail(p.raw, f"{p.shape[1]}x{p.shape[0]} is too small for a colourisation model")
     files = tf.data.Dataset.from_tensor_slices(tf.constant([p.raw for p in split.pairs]))
     return files.shard(num_shards, shard_index) if num_shards > 1 else files
 
@@ -192,6 +189,10 @@ def _colour_batches(split: Split, spec, *, patch, batch, augment, seed, num_shar
 
 def _colour_eval(split: Split, spec, *, multiple: int, max_size: int):
     """Whole images, batch 1, centre-cropped to ``multiple``: (L / l_scale, the RGB target)."""
+    small = [p for p in split.pairs if 0 < min(p.shape) < multiple]
+    if small:
+        raise fail(small[0].raw, f"{small[0].shape[1]}x{small[0].shape[0]} is smaller than the model's input "
+                                 f"multiple {multiple}")
 
     def load(path):
         rgb = decode_target(path)

@@ -14,9 +14,11 @@ from tflite_isp.export import canvas, compat, convert, fidelity, quant_debug
 from tflite_isp.export.config import ExportConfig, data_source, load_source, uniform_levels
 from tflite_isp.export.manifest import file_record, publish, sha256, tool_versions
 from tflite_isp.run.litert import Runner
+from tflite_isp.run.records import COLOUR_FRAME, FULL_HD_PACKED
 
-#: --size when none is given: Full HD RAW packed (544 x 960) for ISP models, the published 256 x 256 for colourisation
-DEFAULT_SIZE = {"isp": (544, 960), "lowlight": (544, 960), "colorize": (256, 256)}
+#: --size when none is given: Full HD RAW packed for ISP models, the published 256 x 256 for colourisation (the sizes
+#: the runtime is timed at, run.records)
+DEFAULT_SIZE = {"isp": FULL_HD_PACKED, "lowlight": FULL_HD_PACKED, "colorize": COLOUR_FRAME}
 
 
 class Exporter:
@@ -178,7 +180,7 @@ class Exporter:
 
             runner = Runner(data, threads=cfg.threads)
             manifest["fidelity"] = fidelity.compare(runner, self.fidelity_inputs, self.reference_outputs(),
-                                                    self.fidelity, self.render)
+                                                    self.fidelity, self.recipe.input.render)
             manifest["fidelity"]["data"] = f"{self.layout}:{self.root} {self.val_split.name}"
         if debug and debug.get("selective"):
             manifest["debug_quant"]["selective"]["fidelity_after"] = manifest.get("fidelity")
@@ -212,7 +214,7 @@ class Exporter:
             if self.fidelity:
                 report["selective"]["fidelity_before"] = fidelity.compare(
                     Runner(full_data, threads=cfg.threads), self.fidelity_inputs, self.reference_outputs(),
-                    self.fidelity, self.render)
+                    self.fidelity, self.recipe.input.render)
         return report, selective
 
     def gates(self, name, manifest, required) -> dict:
@@ -227,11 +229,6 @@ class Exporter:
             cfg.gate_failures.append(f"{name}: {f}")
         return {"max_psnr_drop": cfg.max_psnr_drop, "require_delegable": list(cfg.require_delegable),
                 "passed": not failures, "failures": failures}
-
-    @property
-    def render(self):
-        """(input, output) -> RGB for fidelity: a colourisation model's L and ab; None where the output is RGB."""
-        return self.recipe.input.render if self.recipe.task == "colorize" else None
 
     def conventions(self) -> dict:
         """The IO convention a consumer of the file needs (the recipe's, or the in-graph levels)."""
