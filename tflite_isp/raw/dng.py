@@ -16,7 +16,7 @@ from tflite_isp.core.errors import fail
 from tflite_isp.raw.bayer import COLOURS, check_pattern, colour_positions
 
 # TIFF field types
-_BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _SRATIONAL = 1, 2, 3, 4, 5, 10
+_BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _SRATIONAL, _DOUBLE = 1, 2, 3, 4, 5, 10, 12
 _CFA_CODE = {"R": 0, "G": 1, "B": 2}
 _D65 = 21
 #: Fujifilm's X-Trans 6 x 6 colour filter, one string per row (for ``cfa_repeat``: a non-Bayer test file)
@@ -57,11 +57,12 @@ def _cfa_tags(pattern: str, cfa_repeat):
 
 
 def dng_tags(*, pattern, black, white, xyz_to_cam, as_shot_neutral, make, model,
-             exposure_time=None, iso=None, orientation=1, cfa_repeat=None):
+             exposure_time=None, iso=None, orientation=1, cfa_repeat=None, noise_profile=None):
     """The extra TIFF tags (tifffile ``extratags`` tuples) of a minimal, complete CFA DNG.
 
     ``cfa_repeat`` (rows of R/G/B letters, e.g. :data:`XTRANS`) replaces the 2 x 2 ``pattern`` in the CFA tags;
-    ``black`` must then be one value."""
+    ``black`` must then be one value. ``noise_profile`` is DNG's NoiseProfile: (S, O) pairs, one pair for all planes
+    or one per colour plane, with variance = S * x + O for a signal x in [0, 1]."""
     pattern = check_pattern(pattern)
     if cfa_repeat is not None and np.atleast_1d(np.asarray(black)).size != 1:
         raise ValueError("black must be one value with cfa_repeat (per-colour levels follow the 2 x 2 pattern)")
@@ -93,12 +94,17 @@ def dng_tags(*, pattern, black, white, xyz_to_cam, as_shot_neutral, make, model,
         tags.append((33434, _RATIONAL, 1, _rationals([exposure_time], 1_000_000), True))
     if iso is not None:
         tags.append((34855, _SHORT, 1, int(iso), True))  # ISOSpeedRatings
+    if noise_profile is not None:
+        values = tuple(float(v) for v in np.ravel(noise_profile))
+        if len(values) not in (2, 6) or any(v < 0 for v in values):
+            raise ValueError(f"noise_profile must be 2 or 6 non-negative numbers (S, O pairs), got {list(values)}")
+        tags.append((51041, _DOUBLE, len(values), values, True))  # NoiseProfile
     return sorted(tags, key=lambda t: t[0])
 
 
 def write_dng(path, mosaic_uint16, *, pattern, black, white, xyz_to_cam, as_shot_neutral,
               make="tflite_isp", model="synthetic", exposure_time=None, iso=None, orientation=1,
-              cfa_repeat=None) -> Path:
+              cfa_repeat=None, noise_profile=None) -> Path:
     """Write an H x W uint16 Bayer mosaic as an uncompressed CFA DNG, atomically.
 
     ``black`` is one value or four in (R, Gr, Gb, B) colour order; ``xyz_to_cam`` is the
@@ -113,7 +119,8 @@ def write_dng(path, mosaic_uint16, *, pattern, black, white, xyz_to_cam, as_shot
         raise ValueError(f"mosaic must be a 2-D uint16 array with even sides, got {raw.dtype} {raw.shape}")
     tags = dng_tags(pattern=pattern, black=black, white=white, xyz_to_cam=xyz_to_cam,
                     as_shot_neutral=as_shot_neutral, make=make, model=model,
-                    exposure_time=exposure_time, iso=iso, orientation=orientation, cfa_repeat=cfa_repeat)
+                    exposure_time=exposure_time, iso=iso, orientation=orientation, cfa_repeat=cfa_repeat,
+                    noise_profile=noise_profile)
     if path.is_dir():
         raise fail(path, "is a folder, expected a .dng file name")
     if not path.parent.is_dir():
