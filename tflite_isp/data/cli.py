@@ -1,6 +1,9 @@
-"""Dataset command line: synthesise the embedded datasets, or count what a dataset folder holds.
+"""Dataset command line: sensor profiles, noise calibration, synthetic data, and what a dataset folder holds.
 
-    python -m tflite_isp.data synth --out DIR [--task isp|lowlight|colorize|both] [--seed N] [--small]
+    python -m tflite_isp.data profile RAW [RAW ...] --out sensor.json
+    python -m tflite_isp.data calibrate --dark DIR --flat DIR --profile sensor.json [--out sensor.json]
+    python -m tflite_isp.data synth --out DIR [--task isp|lowlight|colorize|both] [--sensor sensor.json|NAME]
+                                    [--photos DIR] [--iso 800,3200] [--ratios 100,300] [--seed N] [--small]
     python -m tflite_isp.data info DIR
 
 ``--task both`` writes ``DIR/isp`` and ``DIR/lowlight`` (the cache's layout); a single task
@@ -15,8 +18,9 @@ import json
 import sys
 from pathlib import Path
 
-from tflite_isp.core.errors import fail, run_cli
-from tflite_isp.data import synth
+from tflite_isp.core.errors import UserError, fail, run_cli
+from tflite_isp.data import camera_files, photos, synth
+from tflite_isp.raw import sensor
 
 SPLITS = ("train", "val", "test")
 
@@ -70,6 +74,7 @@ def describe(root) -> list:
         if sensor.is_file():
             s = json.loads(sensor.read_text())
             extra = f"; {s['pattern']} {s['bit_depth']}-bit, black {s['black']}, white {s['white']}"
+            extra += f", sensor {s['sensor']['name']}" if isinstance(s.get("sensor"), dict) else ""
         lines.append(f"isp {root}: " + ", ".join(f"{k} {v} pairs" for k, v in counts.items()) + extra)
     if any((root / f"Sony_{s}_list.txt").is_file() for s in SPLITS):
         counts = lowlight_counts(root)
@@ -88,33 +93,103 @@ def describe(root) -> list:
     return lines
 
 
+def _numbers(text: str) -> list:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"expected comma-separated numbers, not {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise UserError(f"expected positive comma-separated numbers, not {text!r}")
+    return values
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tflite_isp.data", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    synth = sub.add_parser("synth", help="write the synthetic datasets made from bundled photos")
-    synth.add_argument("--out", required=True, type=Path, help="new or empty folder")
-    synth.add_argument("--task", choices=("isp", "lowlight", "colorize", "both"), default="both",
-                       help="both: DIR/isp and DIR/lowlight (default); otherwise the dataset is DIR itself")
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--small", action="store_true", help="a tiny set for tests")
+    prof = sub.add_parser("profile", help="make a sensor profile (JSON) from one camera's RAW files")
+    prof.add_argument("raw", nargs="+", type=Path, help="RAW files of one camera (DNG or the maker's format)")
+    prof.add_argument("--out", required=True, type=Path, help="the profile to write (sensor.json)")
+    prof.add_argument("--name", default="", help="profile name (default: the camera's make and model)")
+    cal = sub.add_parser("calibrate", help="measure the sensor's noise from dark and flat frames (ELD's method)")
+    cal.add_argument("--dark", required=True, type=Path, help="folder of dark frames (lens capped), per ISO")
+    cal.add_argument("--flat", required=True, type=Path,
+                     help="folder of flat-field frames: pairs at the same ISO and exposure, several exposures")
+    cal.add_argument("--profile", required=True, help="the sensor profile to add the noise to (file or built-in)")
+    cal.add_argument("--out", type=Path, help="where to write the updated profile (default: --profile itself)")
+    synth_cmd = sub.add_parser("synth", help="write synthetic RAW-RGB data (bundled photos or yours, any sensor)")
+    synth_cmd.add_argument("--out", required=True, type=Path, help="new or empty folder")
+    synth_cmd.add_argument("--task", choices=("isp", "lowlight", "colorize", "both", "camera"), default="both",
+                           help="both: DIR/isp and DIR/lowlight (default); otherwise the dataset is DIR itself; "
+                                "camera: a --sensor's own files (shots/, dark/, flat/ DNGs) to profile and calibrate")
+    synth_cmd.add_argument("--sensor", help=f"sensor profile JSON or built-in ({', '.join(sorted(sensor.BUILTIN))}); "
+                                            "default: each task's embedded sensor")
+    synth_cmd.add_argument("--photos", type=Path, help="folder of your own sRGB photos (default: bundled photos)")
+    synth_cmd.add_argument("--iso", type=_numbers, help="ISOs to draw noise at, e.g. 800,3200 (needs calibration)")
+    synth_cmd.add_argument("--ratios", type=_numbers, help="low-light amplification ratios (default 100,250,300)")
+    synth_cmd.add_argument("--size", type=int, help="crop size in RAW pixels (isp) or frame width (lowlight)")
+    synth_cmd.add_argument("--crops", type=int, help="crops (isp) or scenes (lowlight) per training photo; shots "
+                                                     "(camera)")
+    synth_cmd.add_argument("--seed", type=int, default=0)
+    synth_cmd.add_argument("--small", action="store_true", help="a tiny set for tests")
     info = sub.add_parser("info", help="count the pairs in a dataset folder")
     info.add_argument("dir", type=Path)
     return parser
+
+
+def _synth(args) -> list:
+    if args.out.exists() and not args.out.is_dir():
+        raise fail(args.out, "exists and is not a folder")
+    tasks = ("isp", "lowlight") if args.task == "both" else (args.task,)
+    custom = {"sensor": args.sensor, "photos": args.photos, "iso": args.iso, "ratios": args.ratios}
+    if "colorize" in tasks and any(custom.values()):
+        raise UserError("--sensor, --photos, --iso and --ratios describe RAW data; colorize takes none of them")
+    if args.ratios and "lowlight" not in tasks:
+        raise UserError("--ratios is for --task lowlight")
+    profile = sensor.load(args.sensor) if args.sensor else None
+    if args.task == "camera":
+        if profile is None or args.photos or args.ratios:
+            raise UserError("--task camera writes one --sensor's files; it takes --iso but not --photos or --ratios")
+        out = camera_files.make_camera(args.out, profile=profile, seed=args.seed, small=args.small, isos=args.iso,
+                                       shots=args.crops)
+        return [f"camera {out}: " + ", ".join(f"{sub} {len(list((out / sub).glob('*.dng')))} DNGs"
+                                              for sub in ("shots", "dark", "flat"))]
+    sources = photos.from_folder(args.photos) if args.photos else None
+    lines = []
+    for task in tasks:
+        out = args.out / task if args.task == "both" else args.out
+        extra = {} if task == "colorize" else {"profile": profile, "photos": sources, "isos": args.iso}
+        if task == "lowlight":
+            extra.update(ratios=args.ratios, scenes_per_photo=args.crops)
+        elif task == "isp":
+            extra.update(crops_per_photo=args.crops)
+        synth.MAKERS[task](out, seed=args.seed, small=args.small, size=args.size, **extra)
+        lines += describe(out)
+    return lines
 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "info":
         print("\n".join(describe(args.dir)))
-        return 0
+    elif args.command == "synth":
+        print("\n".join(_synth(args)))
+    elif args.command == "profile":
+        from tflite_isp.raw import camera  # lazy: rawpy and tifffile only for profiling
 
-    if args.out.exists() and not args.out.is_dir():
-        raise fail(args.out, "exists and is not a folder")
-    tasks = ("isp", "lowlight") if args.task == "both" else (args.task,)
-    for task in tasks:
-        out = args.out / task if args.task == "both" else args.out
-        synth.MAKERS[task](out, seed=args.seed, small=args.small)
-        print("\n".join(describe(out)))
+        if args.out.is_dir():
+            raise fail(args.out, "is a folder; give the profile's file name (sensor.json)")
+        profile = sensor.save(camera.profile_files(args.raw, name=args.name), args.out)
+        print(sensor.summary(sensor.load(profile)))
+    else:
+        from tflite_isp.raw import calibrate  # lazy: only calibration reads dark and flat frames
+
+        base = sensor.load(args.profile)
+        noise = calibrate.calibrate_dirs(args.dark, args.flat)
+        out = args.out or Path(args.profile)
+        if str(args.profile) in sensor.BUILTIN and args.out is None:
+            raise UserError(f"{args.profile} is built in; give --out for the calibrated copy")
+        saved = sensor.save(sensor.with_noise(base, noise), out)
+        print(sensor.summary(sensor.load(saved)))
     return 0
 
 

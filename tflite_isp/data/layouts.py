@@ -379,7 +379,7 @@ def file_levels(spec, black, white: float, where) -> tuple:
     model_white = white if spec.white == "file" else float(spec.white)
     if spec.white != "file" and white > 1.5 * model_white:
         raise fail(where, f"the model divides by {model_white:g} but this file's white level is {white:g}; "
-                          "use a recipe with black/white = \"file\"")
+                          "train with --levels file (or a recipe with black/white = \"file\")")
     if spec.white != "file" and 0 < white < model_white / 1.5:
         raise fail(where, f"the model divides by {model_white:g} but this file's white level is only {white:g} "
                           "(data of a lower bit depth than the model's)")

@@ -20,7 +20,6 @@ import shutil
 import sys
 import tempfile
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -28,114 +27,30 @@ import numpy as np
 
 from tflite_isp.core.cache import cache_dir
 from tflite_isp.core.errors import UserError, fail
+from tflite_isp.data.photos import PHOTOS, SPLITS, bundled, load_photo, random_crop, split_of, split_photos  # noqa: F401
+from tflite_isp.raw import bayer, sensor
 from tflite_isp.raw import unprocess as up
 from tflite_isp.raw.dng import write_dng
 
 VERSION = "embedded-v1"
-SPLITS = ("train", "val", "test")
 
-#: (photo, scene, JPEG?) for the bundled photos used. Both motorcycle views are one scene.
-PHOTOS = (
-    ("astronaut", "astronaut", False),
-    ("coffee", "coffee", False),
-    ("chelsea", "chelsea", False),
-    ("rocket", "rocket", True),
-    ("motorcycle_left", "stereo_motorcycle", False),
-    ("motorcycle_right", "stereo_motorcycle", False),
-    ("hubble_deep_field", "hubble_deep_field", True),
-    ("retina", "retina", True),
-    ("immunohistochemistry", "immunohistochemistry", False),
-)
-_SCENE_SPLIT = {"chelsea": "val", "astronaut": "test"}
 
-#: The simulated ``isp`` sensor: fixed colour (Brooks' DND matrix #1), 10-bit RGGB.
-ISP_SENSOR = {
-    "pattern": "RGGB",
-    "black": 64,
-    "white": 1023,
-    "bit_depth": 10,
-    "xyz_to_cam": up.DND_XYZ_TO_CAM[0].tolist(),
-    "rgb_to_cam": up.rgb_to_cam(up.DND_XYZ_TO_CAM[0]).round(6).tolist(),
-}
-
-#: The simulated ``lowlight`` camera: SID's Sony A7S II levels and dcraw colour matrix.
-LOWLIGHT_SENSOR = {
-    "pattern": "RGGB",
-    "black": 512,
-    "white": 16383,
-    "bit_depth": 14,
-    "xyz_to_cam": up.SONY_A7S2_XYZ_TO_CAM.tolist(),
-    "make": "SONY",
-    "model": "ILCE-7SM2 (tflite_isp synthetic)",
-}
+#: The embedded sets' sensors, as built-in profiles (tflite_isp.raw.sensor.BUILTIN).
+ISP_PROFILE, LOWLIGHT_PROFILE = "mai21-10bit", "sony-a7s2"
 LONG_EXPOSURE = "10"
 #: (exposure in seconds as SID spells it, ratio to the 10 s long exposure)
 SHORT_EXPOSURES = (("0.1", 100), ("0.04", 250), ("0.033", 300))
 _SPLIT_DIGIT = {"train": 0, "test": 1, "val": 2}
 _F_NUMBERS = (2.8, 4.0, 5.6, 8.0, 11.0)
-_TASK_ID = {"isp": 1, "lowlight": 2, "colorize": 3}
-
-
-def split_of(scene: str) -> str:
-    """Fixed split table: chelsea is validation, astronaut test, every other scene training."""
-    return _SCENE_SPLIT.get(scene, "train")
-
-
-def split_photos() -> dict:
-    """Photo names per split, in table order."""
-    return {s: [p for p, scene, _ in PHOTOS if split_of(scene) == s] for s in SPLITS}
-
-
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-# --- Photos and crops --------------------------------------------------------------------
-
-
-@lru_cache(maxsize=None)
-def load_photo(name: str) -> np.ndarray:
-    """A bundled scikit-image photo as read-only float32 H x W x 3 in [0, 1] (no download)."""
-    import skimage.data as data  # lazy: scikit-image (and scipy) only when photos are read, not for enhance
-
-    if name.startswith("motorcycle_"):
-        left, right, _ = data.stereo_motorcycle()
-        img = left if name.endswith("left") else right
-    else:
-        img = getattr(data, name)()
-    img = np.asarray(img, np.float32)[..., :3] / 255.0
-    img.setflags(write=False)
-    return img
-
-
-def _crop_scale(photo_shape, out_shape, jpeg: bool, rng) -> float:
-    """Random down-scale factor for one crop; JPEGs at least 2x (Brooks) where the photo allows."""
-    fit = min(photo_shape[0] / out_shape[0], photo_shape[1] / out_shape[1])
-    if fit < 1:
-        raise ValueError(f"photo {photo_shape[:2]} is smaller than the crop {out_shape}")
-    base = 2.0 if jpeg else 1.0
-    return float(min(base * np.exp(rng.uniform(0.0, np.log(2.0))), fit))
-
-
-def random_crop(photo, out_shape, jpeg: bool, rng, tries: int = 8) -> np.ndarray:
-    """A randomly placed, randomly down-scaled H x W x 3 crop, avoiding near-black or flat windows."""
-
-    for _ in range(tries):
-        scale = _crop_scale(photo.shape, out_shape, jpeg, rng)
-        wh = [min(int(round(n * scale)), m) for n, m in zip(out_shape, photo.shape)]
-        y = int(rng.integers(0, photo.shape[0] - wh[0] + 1))
-        x = int(rng.integers(0, photo.shape[1] - wh[1] + 1))
-        window = photo[y:y + wh[0], x:x + wh[1]]
-        if tuple(wh) != tuple(out_shape):
-            from skimage.transform import resize  # lazy: scipy only when a set is generated
-
-            window = resize(window, out_shape, order=1, anti_aliasing=True)
-        if window.mean() >= 0.05 and window.std() >= 0.03:
-            break
-    return np.clip(window, 0.0, 1.0).astype(np.float32)
+_TASK_ID = {"isp": 1, "lowlight": 2, "colorize": 3, "camera": 4}  # camera: camera_files
 
 
 def _rng(seed: int, task: str, photo_index: int, item: int) -> np.random.Generator:
     return np.random.default_rng([seed, _TASK_ID[task], photo_index, item])
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 # --- Output folders ---------------------------------------------------------------------
 
@@ -177,63 +92,71 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 # --- Task 1: ISP pairs (MAI 2021 layout) ---------------------------------------------------
 
 
-def isp_pair(srgb, rng: np.random.Generator):
-    """(uint16 Bayer RAW, uint8 sRGB target) for one crop from the fixed ``isp`` sensor."""
+def isp_pair(srgb, rng: np.random.Generator, profile=None, isos=None):
+    """(uint16 RAW mosaic, uint8 sRGB target) for one crop, as the profiled sensor (default: the embedded one)."""
+    profile = profile or sensor.builtin(ISP_PROFILE)
     target = np.round(srgb * 255.0).astype(np.uint8)
-    gains = up.random_gains(rng)  # white balance differs per shot, as illuminants vary
-    linear = up.unprocess(target / np.float32(255.0), np.asarray(ISP_SENSOR["rgb_to_cam"]), gains)
-    bayer = up.mosaic(linear, ISP_SENSOR["pattern"])
-    shot, read = up.brooks_noise_levels(rng)
-    noisy = up.add_heteroscedastic_noise(bayer, shot, read, rng)
-    return up.to_dn(noisy, ISP_SENSOR["black"], ISP_SENSOR["white"]), target
+    gains = sensor.draw_gains(profile, rng)  # white balance differs per shot, as illuminants vary
+    # the matrix as sensor.json records it (6 decimals), so the file describes the data exactly
+    linear = up.unprocess(target / np.float32(255.0), profile.rgb_to_cam.round(6), gains)
+    clean = up.mosaic(linear, profile.pattern)
+    return sensor.capture(clean, profile, sensor.draw_noise(profile, rng, isos), rng), target
+
+
+def sensor_json(profile: sensor.SensorProfile) -> dict:
+    """The PNG layouts' ``sensor.json``: pattern and levels the loader reads, and the whole profile."""
+    black = profile.black[0] if len(set(profile.black)) == 1 else list(profile.black)
+    return {"pattern": profile.pattern, "black": black, "white": profile.white, "bit_depth": profile.bit_depth,
+            "xyz_to_cam": [list(r) for r in profile.xyz_to_cam], "rgb_to_cam": profile.rgb_to_cam.round(6).tolist(),
+            "sensor": profile.to_dict()}
 
 
 def make_isp(out_dir, *, seed: int = 0, crops_per_photo=None, eval_crops_per_photo=None,
-             size=None, small: bool = False) -> Path:
-    """Write the MAI 2021 style ``isp`` set; defaults 48 crops per training photo, 32 per val/test photo, 272 px.
+             size=None, small: bool = False, profile=None, photos=None, isos=None) -> Path:
+    """Write a MAI 2021 style ``isp`` set; defaults 48 crops per training photo, 32 per val/test photo, 272 px.
 
-    272 px leaves room for 256 px training patches plus the two pixels that phase-true
-    augmentation trims (see bayer.augment_mosaic).
-
-    ``small`` gives a tiny set (2 crops per photo, 64 px) for tests.
+    272 px leaves room for 256 px training patches plus the pixels that phase-true augmentation trims (see
+    bayer.augment_mosaic). ``profile`` is the sensor (default: the embedded ``mai21-10bit``), ``photos`` a list of
+    :class:`photos.Photo` (default: the bundled ones), ``isos`` the ISOs to draw noise at (default: the profile's
+    range). ``small`` gives a tiny set (2 crops per photo, 64 px) for tests.
     """
+    profile = profile or sensor.builtin(ISP_PROFILE)
+    sources = photos or bundled()
     crops_per_photo = crops_per_photo or (2 if small else 48)
     eval_crops_per_photo = eval_crops_per_photo or (2 if small else 32)
     size = int(size or (64 if small else 272))
-    if size % 2:
-        raise ValueError(f"size must be even for a Bayer mosaic, got {size}")
-    out_dir = Path(out_dir)
+    if size % bayer.period(profile.pattern):
+        raise UserError(f"size must be a multiple of the {profile.pattern} CFA's period, got {size}")
     counts = dict.fromkeys(SPLITS, 0)
     with staging(out_dir) as tmp:
         for split in SPLITS:
             for sub in ("mediatek_raw", "fujifilm"):
                 (tmp / split / sub).mkdir(parents=True)
-        for index, (photo, scene, jpeg) in enumerate(PHOTOS):
-            split = split_of(scene)
-            n = crops_per_photo if split == "train" else eval_crops_per_photo
-            image = load_photo(photo)
+        for index, photo in enumerate(sources):
+            n = crops_per_photo if photo.split == "train" else eval_crops_per_photo
+            image = photo.load()
             for item in range(n):
                 rng = _rng(seed, "isp", index, item)
-                raw, target = isp_pair(random_crop(image, (size, size), jpeg, rng), rng)
-                i = counts[split]
-                _write_png(tmp / split / "mediatek_raw" / f"{i}.png", raw)
-                _write_png(tmp / split / "fujifilm" / f"{i}.png", target)
-                counts[split] += 1
-            _progress(f"synth isp: {photo} -> {split} ({n} pairs)")
-        sensor = dict(ISP_SENSOR, source="scikit-image bundled photos, unprocessed after Brooks et al. 2019")
-        _write_json(tmp / "sensor.json", sensor)
+                raw, target = isp_pair(random_crop(image, (size, size), photo.jpeg, rng), rng, profile, isos)
+                i = counts[photo.split]
+                _write_png(tmp / photo.split / "mediatek_raw" / f"{i}.png", raw)
+                _write_png(tmp / photo.split / "fujifilm" / f"{i}.png", target)
+                counts[photo.split] += 1
+            _progress(f"synth isp: {Path(photo.name).name} -> {photo.split} ({n} pairs)")
+        _write_json(tmp / "sensor.json", sensor_json(profile))
         _write_json(tmp / "MANIFEST.json", {
-            "task": "isp",
-            "generator": f"tflite_isp.synth {VERSION}",
-            "seed": seed,
-            "size": size,
+            "task": "isp", "generator": f"tflite_isp.synth {VERSION}", "seed": seed, "size": size,
             "crops_per_photo": {"train": crops_per_photo, "val": eval_crops_per_photo, "test": eval_crops_per_photo},
-            "counts": counts,
-            "photos": split_photos(),
-            "layout": "{split}/mediatek_raw/<i>.png (uint16 RGGB, black 64, white 1023) + "
+            "counts": counts, "photos": _split_names(sources), "sensor": profile.name, "isos": isos,
+            "source": "photos unprocessed after Brooks et al. 2019",
+            "layout": f"{{split}}/mediatek_raw/<i>.png (uint16 {profile.pattern}, levels in sensor.json) + "
                       "{split}/fujifilm/<i>.png (sRGB)",
         })
-    return out_dir
+    return Path(out_dir)
+
+
+def _split_names(sources) -> dict:
+    return {s: [Path(p.name).name for p in sources if p.split == s] for s in SPLITS}
 
 # --- Task 2: low-light pairs (SID layout) -------------------------------------------------
 
@@ -243,34 +166,48 @@ def lowlight_frame_shape(size: int) -> tuple:
     return (max(32, (size * 2 // 3) // 32 * 32), size)
 
 
-def lowlight_scene(srgb, rng: np.random.Generator):
+def short_exposures(ratios=None) -> tuple:
+    """(exposure as the SID file name spells it, the ratio the loader reads back from the names) per ratio."""
+    if not ratios:
+        return SHORT_EXPOSURES
+    out = []
+    for r in ratios:
+        if not 1 < float(r) <= 300:
+            raise UserError(f"low-light ratio {r:g} outside (1, 300] (SID amplifies by at most 300)")
+        name = f"{float(LONG_EXPOSURE) / float(r):.4g}"
+        out.append((name, min(float(LONG_EXPOSURE) / float(name), 300.0)))
+    return tuple(out)
+
+
+def lowlight_scene(srgb, rng: np.random.Generator, profile=None, isos=None, exposures=SHORT_EXPOSURES):
     """One scene: long-exposure DN mosaic, short ones per exposure, and the scene's metadata."""
-    black, white = LOWLIGHT_SENSOR["black"], LOWLIGHT_SENSOR["white"]
-    gains = up.random_gains(rng)
-    rgb2cam = up.rgb_to_cam(up.SONY_A7S2_XYZ_TO_CAM)
-    clean = up.mosaic(up.unprocess(srgb, rgb2cam, gains), LOWLIGHT_SENSOR["pattern"])
-    noise = up.sample_eld_noise(rng)
-    span = white - black
+    profile = profile or sensor.builtin(LOWLIGHT_PROFILE)
+    if profile.noise["model"] != "eld":
+        raise UserError(f"sensor {profile.name}: low-light data needs a calibrated noise model (K, read, row: "
+                        "data calibrate, or a DNG NoiseProfile), not Brooks' random levels")
+    gains = sensor.draw_gains(profile, rng)
+    clean = up.mosaic(up.unprocess(srgb, profile.rgb_to_cam, gains), profile.pattern)
+    noise = sensor.draw_noise(profile, rng, isos)
+    span = profile.white - float(np.mean(profile.black))
     # The long exposure: the same sensor's noise in its Gaussian form, mild at full exposure.
-    long = up.to_dn(up.add_heteroscedastic_noise(clean, noise["K"] / span, (noise["read_sigma"] / span) ** 2, rng),
-                    black, white)
-    shorts = {exp: up.lowlight_capture(clean * span, ratio, rng, noise=noise, black=black, white=white)
-              for exp, ratio in SHORT_EXPOSURES}
-    meta = dict(noise, iso=up.iso_for_gain(noise["K"]), f_number=float(rng.choice(_F_NUMBERS)),
-                as_shot_neutral=[1.0 / gains[1], 1.0, 1.0 / gains[2]], rgb_gain=gains[0])
+    long = sensor.capture(clean, profile, {"shot": noise["K"] / span, "read": (noise["read_sigma"] / span) ** 2}, rng)
+    shorts = {exp: sensor.capture(clean, profile, noise, rng, ratio) for exp, ratio in exposures}
+    meta = dict(noise, iso=int(noise.get("iso") or sensor.gain_iso(profile, noise["K"])),
+                f_number=float(rng.choice(_F_NUMBERS)), as_shot_neutral=[1.0 / gains[1], 1.0, 1.0 / gains[2]],
+                rgb_gain=gains[0])
     return long, shorts, meta
 
 
-def _write_scene_dngs(root: Path, name: str, long, shorts, meta) -> list:
-
-    common = dict(pattern=LOWLIGHT_SENSOR["pattern"], black=LOWLIGHT_SENSOR["black"],
-                  white=LOWLIGHT_SENSOR["white"], xyz_to_cam=LOWLIGHT_SENSOR["xyz_to_cam"],
-                  as_shot_neutral=meta["as_shot_neutral"], make=LOWLIGHT_SENSOR["make"],
-                  model=LOWLIGHT_SENSOR["model"], iso=meta["iso"])
+def _write_scene_dngs(root: Path, name: str, long, shorts, meta, profile) -> list:
+    common = dict(pattern=profile.pattern, black=list(profile.black), white=int(profile.white),
+                  xyz_to_cam=profile.xyz_to_cam, as_shot_neutral=meta["as_shot_neutral"], make=profile.make,
+                  model=profile.model, iso=meta["iso"], noise_profile=sensor.noise_profile_tag(profile, meta))
+    if len(set(profile.black)) == 1:
+        common["black"] = profile.black[0]
     long_name = f"{name}_00_{LONG_EXPOSURE}s.dng"
     write_dng(root / "Sony" / "long" / long_name, long, exposure_time=float(LONG_EXPOSURE), **common)
     lines = []
-    for exp, _ in SHORT_EXPOSURES:
+    for exp in shorts:
         short_name = f"{name}_00_{exp}s.dng"
         write_dng(root / "Sony" / "short" / short_name, shorts[exp], exposure_time=float(exp), **common)
         lines.append(f"./Sony/short/{short_name} ./Sony/long/{long_name} ISO{meta['iso']} F{meta['f_number']:g}")
@@ -278,48 +215,46 @@ def _write_scene_dngs(root: Path, name: str, long, shorts, meta) -> list:
 
 
 def make_lowlight(out_dir, *, seed: int = 0, scenes_per_photo=None, eval_scenes_per_photo=None,
-                  size=None, small: bool = False) -> Path:
-    """Write the SID style ``lowlight`` set; defaults 5 scenes per training photo, 6 per val/test photo, 288 x 448.
+                  size=None, small: bool = False, profile=None, photos=None, isos=None, ratios=None) -> Path:
+    """Write a SID style ``lowlight`` set; defaults 5 scenes per training photo, 6 per val/test photo, 288 x 448.
 
-    ``small`` gives a tiny set (1 scene per photo, 64 x 128) for tests.
+    ``profile``, ``photos``, ``isos`` as for :func:`make_isp` (default sensor: the embedded ``sony-a7s2``);
+    ``ratios`` the amplification ratios (default SID's 100, 250, 300). ``small``: 1 scene per photo, 64 x 128.
     """
+    profile = profile or sensor.builtin(LOWLIGHT_PROFILE)
+    sources = photos or bundled()
+    exposures = short_exposures(ratios)
     scenes_per_photo = scenes_per_photo or (1 if small else 5)
     eval_scenes_per_photo = eval_scenes_per_photo or (1 if small else 6)
     shape = lowlight_frame_shape(int(size or (128 if small else 448)))
-    out_dir = Path(out_dir)
     lists = {s: [] for s in SPLITS}
     scenes = []
     with staging(out_dir) as tmp:
         for sub in ("short", "long"):
             (tmp / "Sony" / sub).mkdir(parents=True)
-        for index, (photo, scene, jpeg) in enumerate(PHOTOS):
-            split = split_of(scene)
-            n = scenes_per_photo if split == "train" else eval_scenes_per_photo
-            image = load_photo(photo)
+        for index, photo in enumerate(sources):
+            n = scenes_per_photo if photo.split == "train" else eval_scenes_per_photo
+            image = photo.load()
             for item in range(n):
                 rng = _rng(seed, "lowlight", index, item)
-                long, shorts, meta = lowlight_scene(random_crop(image, shape, jpeg, rng), rng)
-                name = f"{_SPLIT_DIGIT[split]}{len(lists[split]) // len(SHORT_EXPOSURES) + 1:04d}"
-                lists[split] += _write_scene_dngs(tmp, name, long, shorts, meta)
-                scenes.append(dict(meta, scene=name, photo=photo, split=split))
-            _progress(f"synth lowlight: {photo} -> {split} ({n} scenes)")
+                long, shorts, meta = lowlight_scene(random_crop(image, shape, photo.jpeg, rng), rng, profile, isos,
+                                                    exposures)
+                name = f"{_SPLIT_DIGIT[photo.split]}{len(lists[photo.split]) // len(exposures) + 1:04d}"
+                lists[photo.split] += _write_scene_dngs(tmp, name, long, shorts, meta, profile)
+                scenes.append(dict(meta, scene=name, photo=Path(photo.name).name, split=photo.split))
+            _progress(f"synth lowlight: {Path(photo.name).name} -> {photo.split} ({n} scenes)")
         for split, lines in lists.items():
             (tmp / f"Sony_{split}_list.txt").write_text("".join(line + "\n" for line in lines))
         _write_json(tmp / "MANIFEST.json", {
-            "task": "lowlight",
-            "generator": f"tflite_isp.synth {VERSION}",
-            "seed": seed,
-            "frame": list(shape),
+            "task": "lowlight", "generator": f"tflite_isp.synth {VERSION}", "seed": seed, "frame": list(shape),
             "scenes_per_photo": {"train": scenes_per_photo, "val": eval_scenes_per_photo,
                                  "test": eval_scenes_per_photo},
-            "counts": {s: {"scenes": len(v) // len(SHORT_EXPOSURES), "pairs": len(v)} for s, v in lists.items()},
-            "photos": split_photos(),
-            "ratios": {f"{e}s": r for e, r in SHORT_EXPOSURES},
-            "sensor": LOWLIGHT_SENSOR,
-            "noise_model": "ELD Gaussian+Poisson+row, SonyA7S2 calibration (Wei et al. 2020)",
-            "scenes": scenes,
+            "counts": {s: {"scenes": len(v) // len(exposures), "pairs": len(v)} for s, v in lists.items()},
+            "photos": _split_names(sources), "ratios": {f"{e}s": r for e, r in exposures},
+            "sensor": profile.to_dict(), "noise_model": profile.noise.get("source", profile.noise["model"]),
+            "isos": isos, "scenes": scenes,
         })
-    return out_dir
+    return Path(out_dir)
 
 # --- Task 3: colourisation images (a folder of sRGB images per split) ------------------------
 
@@ -335,14 +270,13 @@ def make_colorize(out_dir, *, seed: int = 0, crops_per_photo=None, eval_crops_pe
     with staging(out_dir) as tmp:
         for split in SPLITS:
             (tmp / split).mkdir()
-        for index, (photo, scene, jpeg) in enumerate(PHOTOS):
-            split = split_of(scene)
-            n = crops_per_photo if split == "train" else eval_crops_per_photo
+        for index, photo in enumerate(bundled()):
+            n = crops_per_photo if photo.split == "train" else eval_crops_per_photo
             for item in range(n):
-                crop = random_crop(load_photo(photo), (size, size), jpeg, _rng(seed, "colorize", index, item))
-                _write_png(tmp / split / f"{counts[split]}.png", np.round(crop * 255.0).astype(np.uint8))
-                counts[split] += 1
-            _progress(f"synth colorize: {photo} -> {split} ({n} images)")
+                crop = random_crop(photo.load(), (size, size), photo.jpeg, _rng(seed, "colorize", index, item))
+                _write_png(tmp / photo.split / f"{counts[photo.split]}.png", np.round(crop * 255.0).astype(np.uint8))
+                counts[photo.split] += 1
+            _progress(f"synth colorize: {photo.name} -> {photo.split} ({n} images)")
         _write_json(tmp / "MANIFEST.json", {"task": "colorize", "generator": f"tflite_isp.synth {VERSION}",
                                             "seed": seed, "size": size, "counts": counts, "photos": split_photos(),
                                             "layout": "{split}/<i>.png (8-bit sRGB)"})
@@ -352,6 +286,7 @@ def make_colorize(out_dir, *, seed: int = 0, crops_per_photo=None, eval_crops_pe
 
 
 MAKERS = {"isp": make_isp, "lowlight": make_lowlight, "colorize": make_colorize}
+# data synth --task camera (camera_files.make_camera) is not an embedded set: it needs a sensor
 
 
 def embedded_root(task: str, *, seed: int = 0) -> Path:

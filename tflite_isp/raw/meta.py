@@ -124,6 +124,6 @@ def require_camera(metas) -> str:
         cameras.setdefault(m.camera, m.path)
     if len(cameras) > 1:
         (a, pa), (b, pb) = list(cameras.items())[:2]
-        raise fail(pb, f"is from another camera ({b or 'unknown camera'}) than {Path(pa).name} ({a or 'unknown camera'});"
-                       " a sensor profile describes one camera")
+        raise fail(pb, f"is from another camera ({b or 'unknown camera'}) than {Path(pa).name} "
+                       f"({a or 'unknown camera'}); a sensor profile describes one camera")
     return next(iter(cameras), "")

@@ -28,6 +28,8 @@ flags.DEFINE_string("loss", None, "Weighted sum of terms, e.g. 'l1:1,ssim:0.2' (
                                   "ms_ssim, vgg).")
 flags.DEFINE_string("vgg_weights", None, "Local Keras VGG-19 weights (.h5, no top) for the vgg loss term.")
 flags.DEFINE_float("width_multiplier", None, "U-Net channel width multiplier.")
+flags.DEFINE_enum("levels", None, ["file", "recipe"], "Black/white levels: 'file' reads them from each RAW file "
+                  "(or the dataset's sensor.json), so the export takes that camera's files; default: the recipe's.")
 flags.DEFINE_boolean("separable", None, "U-Net with depthwise-separable convolutions.")
 flags.DEFINE_boolean("augment", None, "Phase-true flips/rotations/transposes (default: recipe).")
 flags.DEFINE_integer("checkpoint_every", None, "Steps between checkpoints (default: recipe).")

@@ -25,6 +25,7 @@ class TrainConfig:
     vgg_weights: str | None = None
     width_multiplier: float | None = None
     separable: bool | None = None
+    levels: str | None = None  # "file": normalise with each RAW file's own black/white (another camera)
     augment: bool = True
     checkpoint_every: int = 100
     val_max_size: int = 1024

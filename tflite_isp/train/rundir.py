@@ -85,6 +85,10 @@ def base_recipe(cfg: TrainConfig):
     else:
         recipe = recipes.load_recipe(cfg.model)
     recipe = recipe.with_model(width_multiplier=cfg.width_multiplier, separable=cfg.separable)
+    if cfg.levels == "file":
+        if recipe.task == "colorize":
+            raise UserError(f"--levels is for RAW models; {recipe.name} is a colourisation model")
+        recipe = replace(recipe, input=replace(recipe.input, black="file", white="file"))
     if cfg.teacher:
         teacher = recipes.load_recipe(finished_run(cfg.teacher) / "recipe.json")
         recipe = replace(recipe, input=teacher.input, task=teacher.task)
