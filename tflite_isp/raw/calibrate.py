@@ -229,7 +229,7 @@ class _Reader:
         return self.metas[path]
 
     def frame(self, path):
-        from tflite_isp.raw.rawio import read_raw  # lazy: rawpy only where files are read; the NumPy part runs without it
+        from tflite_isp.raw.rawio import read_raw  # lazy: rawpy only where files are read
 
         frame = read_raw(path)
         if self.first is None:
