@@ -42,26 +42,31 @@ def wb_spread(wbs, margin: float = 0.05) -> tuple:
 
 
 def file_noise(frame: rawio.RawFrame, m: meta.FileMeta) -> dict:
-    """One file's noise as a per-ISO row: its DNG NoiseProfile where present, else a rough flat-region estimate."""
+    """One file's noise as a per-ISO entry: its DNG NoiseProfile where present, else a rough flat-region estimate."""
     if m.noise_profile:
-        row = calibrate.from_noise_profile(m.noise_profile, frame.black, frame.white)
+        result = calibrate.from_noise_profile(m.noise_profile, frame.black, frame.white, iso=m.iso)
     else:
-        row = calibrate.estimate_single(frame.mosaic, frame.pattern, frame.black, frame.white)
-    return {**row, "iso": m.iso}
+        try:
+            result = calibrate.estimate_single(frame.mosaic, frame.pattern, frame.black, frame.white)
+        except ValueError as err:
+            raise fail(m.path, f"cannot estimate its noise ({err}); calibrate with dark and flat frames") from None
+    return {**result["isos"][0], "iso": m.iso, "source": result["source"]}
 
 
-def noise_model(rows) -> dict:
-    """The profile's ``eld`` noise section from per-file rows: per-ISO medians and ELD's log-lines across them."""
+def noise_model(entries) -> dict:
+    """The profile's ``eld`` noise from per-file entries: the median per ISO, and ELD's log-lines across ISOs."""
     by_iso = {}
-    for row in rows:
-        by_iso.setdefault(row.get("iso"), []).append(row)
-    per_iso = []
+    for entry in entries:
+        by_iso.setdefault(entry.get("iso"), []).append(entry)
+    table = []
     for iso, group in sorted(by_iso.items(), key=lambda kv: kv[0] or 0):
-        per_iso.append({"iso": iso, **{k: float(np.median([r[k] for r in group])) for k in ("K", "read_sigma",
-                                                                                             "row_sigma")},
-                        "files": len(group), "source": group[0]["source"]})
-    return {"model": "eld", "source": "; ".join(sorted({r["source"] for r in per_iso})),
-            **calibrate.eld_lines(per_iso), "per_iso": per_iso}
+        row = {"iso": iso, "files": len(group)}
+        for key in ("K", "read_sigma", "row_sigma"):
+            values = [e[key] for e in group if e.get(key)]
+            row[key] = float(np.median(values)) if values else None
+        table.append(row)
+    sources = sorted({e["source"] for e in entries})
+    return sensor.eld_noise({"source": "; ".join(sources), "isos": table, "lines": calibrate.eld_lines(table)})
 
 
 def profile_files(paths, *, name: str = "") -> sensor.SensorProfile:
@@ -86,8 +91,10 @@ def profile_files(paths, *, name: str = "") -> sensor.SensorProfile:
     black = _same([tuple(f.black) for f in frames], "black levels", names)
     size = _same([f.mosaic.shape for f in frames], "size", names)
     red, blue = wb_spread([f.wb for f in frames])
-    noise = noise_model([file_noise(f, m) for f, m in zip(frames, metas)])
     notes = []
+    noise = noise_model([file_noise(f, m) for f, m in zip(frames, metas)])
+    if "rough" in noise["source"]:
+        notes.append("noise estimated from flat regions of ordinary photos (rough): run data calibrate")
     if len(paths) == 1:
         notes.append("one file: the white-balance range is that shot's +-5 %, so give several files for real use")
     return sensor.SensorProfile(

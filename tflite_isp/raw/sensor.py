@@ -13,7 +13,7 @@ import numpy as np
 
 from tflite_isp.core import atomic
 from tflite_isp.core.errors import UserError, fail
-from tflite_isp.raw import bayer
+from tflite_isp.raw import bayer, calibrate
 from tflite_isp.raw import unprocess as up
 
 FORMAT = "tflite_isp.sensor/1"
@@ -225,10 +225,24 @@ def noise_profile_tag(profile: SensorProfile, noise: dict):
     return [noise["K"] / span, (noise["read_sigma"] / span) ** 2]
 
 
-def with_noise(profile: SensorProfile, noise: dict) -> SensorProfile:
-    """The profile with a calibrated ``eld`` noise section (validated like a loaded one)."""
+def eld_noise(result: dict) -> dict:
+    """A calibration result (:mod:`raw.calibrate`: per-ISO table and ELD lines) as a profile's ``eld`` noise."""
+    try:
+        camera = calibrate.eld_camera(result)
+    except ValueError as err:
+        raise UserError(f"the noise calibration cannot be used: {err}") from None
+    per_iso = [{"iso": None if e.get("iso") in (None, "unknown") else float(e["iso"]), "K": float(e["K"]),
+                "read_sigma": e.get("read_sigma"), "row_sigma": e.get("row_sigma")}
+               for e in result["isos"] if e.get("K")]
+    return {"model": "eld", "source": result["source"], "k_min": camera.k_min, "k_max": camera.k_max,
+            "g_scale": list(camera.g_scale), "r_scale": list(camera.r_scale), "per_iso": per_iso,
+            "note": result.get("lines", {}).get("note", "")}
+
+
+def with_noise(profile: SensorProfile, result: dict) -> SensorProfile:
+    """The profile with the noise a calibration measured (validated like a loaded profile)."""
     d = profile.to_dict()
-    d["noise"] = {"model": "eld", **noise}
+    d["noise"] = eld_noise(result)
     return from_dict(d, f"sensor {profile.name} with calibrated noise")
 
 
