@@ -24,10 +24,10 @@ from PIL import Image
 from tflite_isp.core import atomic
 from tflite_isp.core.cache import cache_dir
 from tflite_isp.core.errors import UserError, fail
+from tflite_isp.data.photos import IMAGE_EXTS, file_split
 from tflite_isp.raw import bayer, rawio
 
 LAYOUTS = ("mai21", "zurich", "sid", "images")
-IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 SPLITS = ("train", "val", "test")
 SID_MAX_RATIO = 300.0
 
@@ -279,13 +279,6 @@ def _sid(root: Path, split: str, on_bad: str) -> Split:
         raise fail(listing, f"mixed CFA patterns {sorted(patterns)} in one split")
     pattern = patterns.pop() if patterns else "RGGB"
     return Split("sid", str(root), split, pattern, "rawpy", tuple(good), tuple(bad))
-
-
-def file_split(name: str) -> str:
-    """A flat image folder's split of one file, fixed by its name (adding files never moves another): 80 % train,
-    10 % val, 10 % test."""
-    bucket = int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) % 10
-    return "val" if bucket == 8 else "test" if bucket == 9 else "train"
 
 
 def _images(root: Path, split: str, on_bad: str) -> Split:
