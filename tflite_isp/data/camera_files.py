@@ -11,7 +11,7 @@ import numpy as np
 
 from tflite_isp.core.errors import UserError
 from tflite_isp.data.photos import bundled, random_crop
-from tflite_isp.data.synth import VERSION, _progress, _rng, _write_json, staging
+from tflite_isp.data.synth import VERSION, _progress, _rng, _write_json, _write_png, staging
 from tflite_isp.raw import sensor
 from tflite_isp.raw import unprocess as up
 from tflite_isp.raw.dng import write_dng
@@ -52,20 +52,22 @@ def flat_level_frame(profile, shape, level: float, noise: dict, rng) -> np.ndarr
 
 def make_camera(out_dir, *, profile, seed: int = 0, small: bool = False, isos=None, shots=None) -> Path:
     """Write ``shots/`` (test-split photos as the camera records them), ``dark/`` (2 per ISO) and ``flat/`` (pairs
-    at 5 exposure levels per ISO) DNGs from a profile: a stand-in for a user's own camera files."""
+    at 5 exposure levels per ISO) DNGs from a profile: a stand-in for a user's own camera files. ``truth/`` holds
+    each shot's source photo, the ground truth that only a synthetic camera has."""
     if profile.noise["model"] != "eld":
         raise UserError(f"sensor {profile.name}: camera files need a calibrated noise model (K, read, row)")
     frame = (96, 128) if small else (384, 512)
     isos = calibration_isos(profile, isos)
     test = [p for p in bundled() if p.split == "test"]
     with staging(out_dir) as tmp:
-        for sub in ("shots", "dark", "flat"):
+        for sub in ("shots", "truth", "dark", "flat"):
             (tmp / sub).mkdir()
         for item in range(shots or (2 if small else 4)):
             rng = _rng(seed, "camera", 0, item)
             photo = test[item % len(test)]
             crop = random_crop(photo.load(), frame, photo.jpeg, rng)
             write_shot(tmp / "shots" / f"shot{item:02d}.dng", crop, profile, rng, iso=float(rng.choice(isos)))
+            _write_png(tmp / "truth" / f"shot{item:02d}.png", np.round(crop * 255.0).astype(np.uint8))
         meta = dict(pattern=profile.pattern, white=int(profile.white), xyz_to_cam=profile.xyz_to_cam,
                     as_shot_neutral=[0.5, 1.0, 0.6], make=profile.make, model=profile.model,
                     black=profile.black[0] if len(set(profile.black)) == 1 else list(profile.black))
