@@ -116,6 +116,7 @@ def open_data(cfg: TrainConfig, recipe, is_chief: bool) -> tuple:
         log(is_chief, f"{layout}:{root} has no val split; validating on {val_name}")
     val_split = layouts.open_split(layout, root, val_name, on_bad=cfg.bad_files)
     if recipe.task != "colorize":
+        layouts.check_cfa(recipe.source or recipe.name, recipe.input, train_split)
         layouts.input_levels(train_split, recipe.input)  # fail early on a normalisation mismatch
     return recipe, Data(layout, root, train_split, val_split)
 
