@@ -130,9 +130,9 @@ class OverPlan(Exception):
 
 def enhance_frame(export: Export, packed: np.ndarray, tile: tuple, margin: int, threads: int = 2, *,
                   first_tile=None) -> np.ndarray:
-    """Packed input (h, w, C) -> RGB (sh, sw, 3) in [0, 1] (s: the recipe's scale), tiled through the refitted file. ``first_tile(used_mb)``
-    is called once the first tile has run, with the memory (MiB) the interpreter and that call took, measured; it
-    may raise (:class:`OverPlan`) to stop before the stitched output is allocated."""
+    """Packed input (h, w, C) -> RGB (sh, sw, 3) in [0, 1] (s: the recipe's scale), tiled through the refitted
+    file. ``first_tile(used_mb)`` is called once the first tile has run, with the memory (MiB) the interpreter and
+    that call took, measured; it may raise (:class:`OverPlan`) to stop before the stitched output is allocated."""
 
     before, peak_before = timing.current_rss_mb(), timing.peak_rss_mb()
     runner = Runner(refit(export, tile), threads=threads)

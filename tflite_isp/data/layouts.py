@@ -386,15 +386,6 @@ def file_levels(spec, black, white: float, where) -> tuple:
     return black4, model_white
 
 
-def check_cfa(source, spec, split: Split) -> None:
-    """A Bayer model (``spec.cfa``) on Quad Bayer data or the reverse: a one-line error naming ``source`` (the
-    recipe or model) and the data."""
-    kind = bayer.cfa_kind(split.pattern)
-    if spec.cfa != kind:
-        raise fail(source, f"takes {spec.cfa} RAW (input.cfa = \"{spec.cfa}\") but {split.layout}:{split.root} is "
-                           f"{split.pattern}; use a recipe with input.cfa = \"{kind}\"")
-
-
 def input_levels(split: Split, spec) -> tuple:
     """(black per packed channel, white) for a model's InputSpec on this split's files.
 
@@ -405,5 +396,5 @@ def input_levels(split: Split, spec) -> tuple:
             np.asarray([w for _, w in levels], np.float32))
 
 
-__all__ = ["Pair", "Split", "check_cfa", "open_split", "parse_data_flag", "input_levels", "file_levels", "sid_ratio", "sid_exposure",
-           "png_header"]
+__all__ = ["Pair", "Split", "open_split", "parse_data_flag", "input_levels", "file_levels", "sid_ratio",
+           "sid_exposure", "png_header"]

@@ -158,5 +158,5 @@ def load(path) -> keras.Model:
             from None
 
 
-__all__ = ["ARCHITECTURES", "CUSTOM_OBJECTS", "Normalise", "PixelShuffle", "build", "quad_head", "copy_weights", "deploy_form",
-           "fuse_weights", "input_multiple", "load"]
+__all__ = ["ARCHITECTURES", "CUSTOM_OBJECTS", "Normalise", "PixelShuffle", "build", "copy_weights", "deploy_form",
+           "fuse_weights", "input_multiple", "load", "quad_head"]

@@ -79,19 +79,6 @@ def _cfa(tags: dict):
     return tuple("".join(_LETTER.get(c, "?") for c in codes[r * cols:(r + 1) * cols]) for r in range(rows))
 
 
-def cfa_tags(path) -> tuple:
-    """(CFA rows of colour letters or None, black levels as rows of BlackLevelRepeatDim or None) from the file's
-    TIFF tags: what LibRaw folds for a CFA larger than 2 x 2."""
-    tags = _tiff_tags(Path(path))
-    black = tags.get(50714)
-    if black is not None:
-        dims = tuple(int(d) for d in np.ravel(tags.get(50713, (1, 1))))
-        values = np.asarray(_ratio_values(black) if isinstance(black, tuple) and len(black) == 2 * np.prod(dims)
-                            else np.ravel(black), np.float64)
-        black = _rows(values, dims) if values.size == np.prod(dims) else None
-    return _cfa(tags), black
-
-
 def read_meta(path) -> FileMeta:
     """Metadata of one RAW file; a file rawpy cannot open is the same one-line error as :func:`rawio.read_raw`."""
     from tflite_isp.raw import rawio  # lazy: keeps this module importable without rawpy's handle helpers

@@ -12,8 +12,9 @@ import numpy as np
 import rawpy
 
 from tflite_isp.core.errors import fail
-from tflite_isp.raw import bayer, meta
+from tflite_isp.raw import bayer
 from tflite_isp.raw.bayer import COLOURS, colour_positions
+from tflite_isp.raw.cfa_tags import cfa_tags
 
 #: rawpy's colour indices (``color_desc`` b'RGBG'): 0 R, 1 G, 2 B, 3 second G.
 _RAWPY_LETTER = {0: "R", 1: "G", 2: "B", 3: "G"}
@@ -54,7 +55,7 @@ def raw_size(path) -> tuple:
         sizes = raw.sizes
         raw_pixels = int(sizes.raw_height) * int(sizes.raw_width)
         h, w, flip = int(sizes.height), int(sizes.width), int(sizes.flip)
-    rows = meta.cfa_tags(path)[0]
+    rows = cfa_tags(path)[0]
     p = bayer.period(bayer.pattern_from_layout(rows) or "RGGB") if rows else 2
     return h - h % p, w - w % p, flip, raw_pixels
 
@@ -62,7 +63,7 @@ def raw_size(path) -> tuple:
 def _tagged_cfa(path):
     """(Quad Bayer pattern or None, per-colour black or None) from the file's CFA tags, which LibRaw folds into a
     wrong 2 x 2 pattern for a 4 x 4 CFA; another CFA larger than 2 x 2 is a one-line error."""
-    rows, black_rows = meta.cfa_tags(path)
+    rows, black_rows = cfa_tags(path)
     if rows is None or (len(rows), len(rows[0])) == (2, 2):
         return None, None
     pattern = bayer.pattern_from_layout(rows)

@@ -86,8 +86,7 @@ def _check_model(cfg: TrainConfig, recipe) -> tuple:
     """(input multiple, the model built at Full HD, loss function); bad model or train settings fail here."""
     try:
         multiple = architectures.input_multiple(recipe.model)
-        full_hd = architectures.build(recipe.model, height=544, width=960, batch=1,
-                                      cfa=recipe.input.cfa)  # also checks every model setting
+        full_hd = architectures.build(recipe.model, height=544, width=960, batch=1, cfa=recipe.input.cfa)
     except ValueError as err:
         raise fail(recipe.source or recipe.name, str(err)) from None
     check(cfg, multiple, recipe)
@@ -179,8 +178,7 @@ def _objective(cfg: TrainConfig, recipe, loss_fn, total_steps: int):
 
     objective = None
     if recipe.input.cfa == "quad" and (cfg.joint_large_head or (cfg.aux_weights and not cfg.teacher)):
-        raise UserError(f"{recipe.name} takes Quad Bayer input; --joint_large_head and level heads (aux_weights) "
-                        "train Bayer models only")
+        raise UserError(f"{recipe.name} takes Quad Bayer: joint and level heads train Bayer models only")
     if cfg.joint_large_head:
         objective = objectives.Joint(recipe.model, loss_fn, large=cfg.joint_large_head, alpha=cfg.distill_alpha,
                                      name=recipe.name)
