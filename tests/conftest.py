@@ -67,7 +67,7 @@ def make_run(path, name, data, **model):
 
     recipe = recipes.load_recipe(name).with_model(**model)
     keras.utils.set_random_seed(0)
-    net = architectures.build(recipe.model, name=recipe.name)
+    net = architectures.build(recipe.model, name=recipe.name, cfa=recipe.input.cfa)
     path.mkdir(parents=True)
     layout, root = layouts.parse_data_flag(data)
     (path / "recipe.json").write_text(json.dumps(recipe.to_dict()))

@@ -35,7 +35,7 @@ def test_named_orders_match_the_reference_codes():
 
 
 def test_bad_pattern_and_order_are_rejected():
-    with pytest.raises(ValueError, match="not a 2x2 Bayer pattern"):
+    with pytest.raises(ValueError, match="not a 2x2 Bayer"):
         bayer.pack(np.zeros((4, 4)), "RGBG")
     with pytest.raises(ValueError, match="each of"):
         bayer.check_order(["R", "R", "Gb", "B"])

@@ -143,7 +143,7 @@ def _linear_dng(path):
 @pytest.mark.parametrize("case, message", [
     ("garbage", "rawpy cannot decode this file"),
     ("linear", "not a Bayer sensor"),
-    ("xtrans", "xtrans.dng: not a 2x2 Bayer CFA (pattern 6x6, e.g. X-Trans)"),
+    ("xtrans", "xtrans.dng: not a 2x2 Bayer or 4x4 Quad Bayer CFA (pattern 6x6, e.g. X-Trans)"),
     ("ratio", "--ratio must be > 0"),
     ("isp_ratio", "--ratio applies to low-light models"),
     ("memory", "--max_memory 1 MiB is too small"),

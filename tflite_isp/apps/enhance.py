@@ -101,7 +101,8 @@ def model_input(export: Export, frame, ratio: float) -> np.ndarray:
     float temporaries of normalising stay small."""
 
     mosaic = frame.mosaic
-    h, w = mosaic.shape[0] // 2, mosaic.shape[1] // 2
+    p = bayer.period(frame.pattern)
+    h, w = mosaic.shape[0] // p, mosaic.shape[1] // p
     if export.levels:
         def convert(part):
             return bayer.pack(part, frame.pattern, export.spec.order).astype(np.float32)
@@ -110,10 +111,10 @@ def model_input(export: Export, frame, ratio: float) -> np.ndarray:
 
         def convert(part):
             return np.asarray(bayer.model_input(part, frame.pattern, export.spec, black, white, ratio), np.float32)
-    out = np.empty((h, w, 4), np.float32)
-    rows = _band_rows(w * 4 * 8)  # float64 temporaries where the levels are float64
+    out = np.empty((h, w, p * p), np.float32)
+    rows = _band_rows(w * p * p * 8)  # float64 temporaries where the levels are float64
     for r in range(0, h, rows):
-        out[r:r + rows] = convert(mosaic[2 * r:2 * (r + rows), :2 * w])
+        out[r:r + rows] = convert(mosaic[p * r:p * (r + rows), :p * w])
     return out
 
 
@@ -129,9 +130,9 @@ class OverPlan(Exception):
 
 def enhance_frame(export: Export, packed: np.ndarray, tile: tuple, margin: int, threads: int = 2, *,
                   first_tile=None) -> np.ndarray:
-    """Packed input (h, w, 4) -> RGB (2h, 2w, 3) in [0, 1], tiled through the refitted file. ``first_tile(used_mb)``
-    is called once the first tile has run, with the memory (MiB) the interpreter and that call took, measured; it
-    may raise (:class:`OverPlan`) to stop before the stitched output is allocated."""
+    """Packed input (h, w, C) -> RGB (sh, sw, 3) in [0, 1] (s: the recipe's scale), tiled through the refitted
+    file. ``first_tile(used_mb)`` is called once the first tile has run, with the memory (MiB) the interpreter and
+    that call took, measured; it may raise (:class:`OverPlan`) to stop before the stitched output is allocated."""
 
     before, peak_before = timing.current_rss_mb(), timing.peak_rss_mb()
     runner = Runner(refit(export, tile), threads=threads)
@@ -144,7 +145,7 @@ def enhance_frame(export: Export, packed: np.ndarray, tile: tuple, margin: int, 
             pending.pop()((peak if peak > peak_before else timing.current_rss_mb()) - before)
         return y
 
-    return tiling.run_tiled(run, packed, tile, margin=margin, multiple=export.multiple)
+    return tiling.run_tiled(run, packed, tile, margin=margin, multiple=export.multiple, scale=export.spec.scale)
 
 
 
@@ -262,12 +263,16 @@ def enhance_file(export: Export, raw: Path, out: Path, *, ratio, budget_mb: floa
     release_free_memory()  # what an earlier file left in the allocator's free lists is not this file's base
     base = timing.current_rss_mb()
     height, width, flip, raw_pixels = rawio.raw_size(raw)
-    hw = (height // 2, width // 2)
+    s = export.spec.scale
+    hw = (height // s, width // s)
     options = {"raw_pixels": raw_pixels, "ratio_auto": ratio == "auto", "where": raw}
     chosen = plan(export, hw, budget_mb, base, **options)
     frame = rawio.read_raw(raw)
+    if bayer.cfa_kind(frame.pattern) != export.spec.cfa:
+        raise fail(raw, f"is {frame.pattern} RAW but {export.folder} takes {export.spec.cfa} RAW (input.cfa = "
+                        f"\"{export.spec.cfa}\")")
     if frame.mosaic.shape != (height, width):  # decoded otherwise than the header said: plan the real size
-        hw = (frame.mosaic.shape[0] // 2, frame.mosaic.shape[1] // 2)
+        hw = (frame.mosaic.shape[0] // s, frame.mosaic.shape[1] // s)
         chosen = plan(export, hw, budget_mb, base, **options)
     if ratio == "auto":
 

@@ -42,7 +42,8 @@ def load_export(folder) -> Export:
     data = fpath.read_bytes()
     model = flatbuffer.parse(data, str(fpath))
     shape = tuple(model.inputs[0].shape_signature)
-    if len(shape) != 4 or shape[-1] != 4 or -1 in shape:
-        raise fail(fpath, f"input {shape} is not a fixed-shape packed RAW (1, H, W, 4)")
+    channels = recipe.input.channels
+    if len(shape) != 4 or shape[-1] != channels or -1 in shape:
+        raise fail(fpath, f"input {shape} is not a fixed-shape packed RAW (1, H, W, {channels})")
     return Export(folder, manifest, recipe.input, recipe.task, data, shape[1:3], receptive_field.input_multiple(model),
                   receptive_field.receptive_radius(model), (manifest.get("input") or {}).get("levels"))

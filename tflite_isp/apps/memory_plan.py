@@ -186,7 +186,8 @@ def plan(export: Export, packed_hw: tuple, budget_mb: float, base_mb: float, *, 
         if not whole and min(tile) - 2 * margin < export.multiple:
             continue  # no room left inside the overlap
         padded = tuple(tiling.padded_size(n, t, export.multiple) for n, t in zip(packed_hw, tile))
-        phases = frame_phases(packed_hw, padded, raw_pixels, ratio_auto)
+        k = export.spec.scale // 2  # the phases count 2x2 Bayer cells: a Quad Bayer packed pixel is 2x2 of them
+        phases = frame_phases(tuple(k * n for n in packed_hw), tuple(k * n for n in padded), raw_pixels, ratio_auto)
         tile_mb = tile_scale * tile_bytes(export, tile) / MB
         options.append(Plan(tuple(tile), margin, whole or margin >= export.radius,
                             peak_mb(base_mb, phases, tile_mb), base_mb, tile_mb, phases))
@@ -198,7 +199,7 @@ def plan(export: Export, packed_hw: tuple, budget_mb: float, base_mb: float, *, 
                     f"{base_mb:.0f} MiB, frame buffers {o.phases['tiles']:.0f} MiB, the tile {o.tile_mb:.0f} MiB)")
         else:
             need = "it needs a tile larger than its overlap"
-        frame = f"this {2 * packed_hw[1]}x{2 * packed_hw[0]} frame"
+        frame = f"this {export.spec.scale * packed_hw[1]}x{export.spec.scale * packed_hw[0]} frame"
         raise UserError((f"{where}: " if where else "") + f"--max_memory {budget_mb:g} MiB is too small for {frame} "
                         f"through {export.folder}: {need}")
     return next((o for o in fits if o.exact), fits[0])

@@ -389,5 +389,5 @@ def input_levels(split: Split, spec) -> tuple:
             np.asarray([w for _, w in levels], np.float32))
 
 
-__all__ = ["Pair", "Split", "open_split", "parse_data_flag", "input_levels", "file_levels", "sid_ratio", "sid_exposure",
-           "png_header"]
+__all__ = ["Pair", "Split", "open_split", "parse_data_flag", "input_levels", "file_levels", "sid_ratio",
+           "sid_exposure", "png_header"]

@@ -68,19 +68,20 @@ def training_dataset(split: Split, spec, *, patch: int, batch: int, augment: boo
     (0 always streams). ``cache_one_batch`` repeats the first batch forever (the benchmark's
     pipeline-free baseline).
     """
-    if patch % 2:
-        raise ValueError("patch must be even")
+    rep = bayer.period(split.pattern) if split.task != "colorize" else 1
+    if patch % rep:
+        raise ValueError(f"patch must be a multiple of the CFA period {rep}")
     if split.task == "colorize":
         return _colour_batches(split, spec, patch=patch, batch=batch, augment=augment, seed=seed,
                                num_shards=num_shards, shard_index=shard_index, cache_bytes=cache_bytes,
                                cache_one_batch=cache_one_batch)
     decode = _decoder(split)
-    crop = patch + 2 if augment else patch  # augmentation trims one phase row/column per side pair
+    crop = patch + rep if augment else patch  # augmentation trims one CFA period per dimension
     pattern = split.pattern
     for p in split.pairs:
         if 0 < min(p.shape) < crop:
             raise fail(p.raw, f"{p.shape[1]}x{p.shape[0]} is smaller than the {crop}x{crop} training crop (patch "
-                              f"{patch}{' + 2 for phase-true augmentation' if augment else ''}); lower --patch")
+                              f"{patch}{f' + {rep} for phase-true augmentation' if augment else ''}); lower --patch")
 
     target_dtype = tf.uint16 if any(p.target_bits > 8 for p in split.pairs) else tf.uint8
 
@@ -91,8 +92,8 @@ def training_dataset(split: Split, spec, *, patch: int, batch: int, augment: boo
         mosaic, target, ratio, black, white = decoded
         h, w = tf.shape(mosaic)[0], tf.shape(mosaic)[1]
         rnd = tf.cast(rnd % 65536, tf.int32)
-        oy = 2 * (rnd[0] % ((h - crop) // 2 + 1))
-        ox = 2 * (rnd[1] % ((w - crop) // 2 + 1))
+        oy = rep * (rnd[0] % ((h - crop) // rep + 1))  # offsets on the CFA period keep its phase
+        ox = rep * (rnd[1] % ((w - crop) // rep + 1))
         mosaic = tf.ensure_shape(mosaic[oy:oy + crop, ox:ox + crop], [crop, crop])
         target = tf.ensure_shape(target[oy:oy + crop, ox:ox + crop], [crop, crop, 3])
         if augment:
@@ -133,7 +134,8 @@ def eval_dataset(split: Split, spec, *, multiple: int = 1, max_size: int = 0):
     if split.task == "colorize":
         return _colour_eval(split, spec, multiple=multiple, max_size=max_size)
     decode = _decoder(split)
-    step = 2 * multiple
+    p = bayer.period(split.pattern)
+    step = p * multiple
     pattern = split.pattern
 
     def load(raw_path, target_path, ratio, black, white):
@@ -143,7 +145,7 @@ def eval_dataset(split: Split, spec, *, multiple: int = 1, max_size: int = 0):
         if max_size:
             cap = (max_size // step) * step
             ch, cw = tf.minimum(ch, cap), tf.minimum(cw, cap)
-        oy, ox = ((h - ch) // 4) * 2, ((w - cw) // 4) * 2  # even offsets keep the CFA phase
+        oy, ox = ((h - ch) // (2 * p)) * p, ((w - cw) // (2 * p)) * p  # offsets on the period keep the CFA phase
         mosaic, target = mosaic[oy:oy + ch, ox:ox + cw], target[oy:oy + ch, ox:ox + cw]
         return model_input(mosaic, pattern, spec, black, white, ratio)[None], target[None]
 
@@ -227,7 +229,8 @@ def read_pair(split: Split, pair) -> tuple:
         target = decode_target(tf.constant(pair.target)).numpy()
     except tf.errors.OpError as err:
         raise fail(pair.target, f"cannot decode the target ({err.message.splitlines()[0]})") from None
-    h, w = mosaic.shape[0] // 2 * 2, mosaic.shape[1] // 2 * 2
+    p = bayer.period(split.pattern)
+    h, w = mosaic.shape[0] // p * p, mosaic.shape[1] // p * p
     if target.shape[:2] != mosaic.shape[:2]:
         raise fail(pair.target, f"target is {target.shape[1]}x{target.shape[0]} but its RAW is "
                                 f"{mosaic.shape[1]}x{mosaic.shape[0]}")

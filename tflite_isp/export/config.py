@@ -102,9 +102,10 @@ def data_source(cfg: ExportConfig, recipe, run_dir):
 
 
 def uniform_levels(split, spec, source) -> dict:
-    """Black (4, model order) and white for an in-graph Normalise: the split must agree on them."""
+    """Black (one per packed plane, model order) and white for an in-graph Normalise: the split must agree on them."""
 
     blacks, whites = layouts.input_levels(split, spec)
     if not (np.allclose(blacks, blacks[0]) and np.allclose(whites, whites[0])):
         raise fail(source, "--raw_input needs one black/white level for every file, but this data's levels differ")
-    return {"black": [float(b) for b in blacks[0]], "white": float(whites[0]), "clip": spec.clip}
+    black = [float(b) for b in blacks[0] for _ in range(spec.channels // 4)]  # per packed plane
+    return {"black": black, "white": float(whites[0]), "clip": spec.clip}

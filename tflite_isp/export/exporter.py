@@ -15,6 +15,7 @@ from tflite_isp.export.config import ExportConfig, data_source, load_source, uni
 from tflite_isp.export.manifest import file_record, publish, sha256, tool_versions
 from tflite_isp.run.litert import Runner
 from tflite_isp.run.records import COLOUR_FRAME, FULL_HD_PACKED
+from tflite_isp.train.rundir import check_cfa
 
 #: --size when none is given: Full HD RAW packed for ISP models, the published 256 x 256 for colourisation (the sizes
 #: the runtime is timed at, run.records)
@@ -43,6 +44,8 @@ class Exporter:
         if self.train_split.task != self.recipe.task:
             raise fail(self.root, f"{self.layout} is {self.train_split.task} data but {self.recipe.name} is a "
                                   f"{self.recipe.task} model")
+        if self.recipe.task != "colorize":
+            check_cfa(cfg.source, spec, self.train_split)
         self.levels = None
         if cfg.raw_input:
             if self.recipe.task == "colorize":
@@ -54,7 +57,7 @@ class Exporter:
         self.model = loaded
         deploy = architectures.deploy_form(self.recipe.model)  # a re-parameterised model ships fused
         if self.levels or deploy != self.recipe.model:
-            inner = architectures.build(deploy, normalise=self.levels, name=self.recipe.name)
+            inner = architectures.build(deploy, normalise=self.levels, name=self.recipe.name, cfa=spec.cfa)
             self.model = architectures.fuse_weights(loaded, inner)
         convert.refuse_unfused(self.model, cfg.source)
         self.log(f"{self.recipe.name}: calibration from {self.layout}:{self.root} train, fidelity on "
@@ -101,7 +104,7 @@ class Exporter:
         q = qat.quantize(self.model, source=cfg.source)
         qat.calibrate_ranges(q, self.model, self.calibration_inputs[:4])
         augment, batch = bool(recipe.train.get("augment", True)), int(recipe.train.get("batch", 8))
-        smallest = min(min(p.shape) for p in self.train_split.pairs) - (2 if augment else 0)
+        smallest = min(min(p.shape) for p in self.train_split.pairs) - (recipe.input.scale if augment else 0)
         step = recipe.input.scale * self.multiple
         patch = min(int(recipe.train.get("patch", 256)), smallest // step * step)  # the recipe's, if data allow
         data = pipeline.training_dataset(self.train_split, recipe.input, patch=patch, batch=batch, augment=augment,

@@ -61,12 +61,14 @@ def input_multiple(model_section: dict) -> int:
     return ARCHITECTURES[arch][1](**settings)
 
 
-def build(model_section: dict, *, height=None, width=None, batch=None, name=None, normalise=None) -> keras.Model:
+def build(model_section: dict, *, height=None, width=None, batch=None, name=None, normalise=None,
+          cfa=None) -> keras.Model:
     """Build the network: packed (batch, height, width, 4) -> (batch, 2*height, 2*width, 3), or a colourisation
-    net's L (batch, height, width, 1) -> ab (batch, height, width, 2).
+    net's L (batch, height, width, 1) -> ab (batch, height, width, 2). ``cfa="quad"`` (a recipe's ``input.cfa``)
+    takes 16 Quad Bayer planes and returns (batch, 4*height, 4*width, 3) (:func:`quad_head`).
 
     None leaves a dimension dynamic (``model_none`` style); fixed sizes give static shapes.
-    ``normalise`` = dict(black=[4], white=w, clip=b) puts a Normalise layer first, so the model
+    ``normalise`` = dict(black=[4 or 16], white=w, clip=b) puts a Normalise layer first, so the model
     takes packed sensor values.
     """
     arch, settings = _split(model_section)
@@ -75,11 +77,27 @@ def build(model_section: dict, *, height=None, width=None, batch=None, name=None
     for dim in (height, width):
         if dim is not None and dim % m:
             raise ValueError(f"packed size {dim} is not divisible by {m}, which {arch} needs")
-    channels = INPUT_CHANNELS.get(arch, 4)
-    inputs = keras.Input(shape=(height, width, channels), batch_size=batch, name="raw" if channels == 4 else "l")
+    if cfa not in (None, "bayer", "quad"):
+        raise ValueError(f"cfa must be 'bayer' or 'quad', not {cfa!r}")
+    quad = cfa == "quad"
+    if quad and arch in INPUT_CHANNELS:
+        raise ValueError(f"{arch} does not take RAW, so it has no Quad Bayer form")
+    channels = 16 if quad else INPUT_CHANNELS.get(arch, 4)
+    inputs = keras.Input(shape=(height, width, channels), batch_size=batch, name="l" if channels == 1 else "raw")
+    if normalise and quad and len(normalise["black"]) == 4:  # per colour -> per sub-site
+        normalise = {**normalise, "black": [b for b in normalise["black"] for _ in range(4)]}
     x = Normalise(**normalise, name="normalise")(inputs) if normalise else inputs
     outputs = builder(x, **settings)
+    if quad:
+        outputs = quad_head(outputs)
     return keras.Model(inputs, outputs, name=name or arch)
+
+
+def quad_head(rgb):
+    """A Quad Bayer model's last stage: the architecture, run on the 16 quarter-resolution planes, writes RGB at
+    half resolution; one 3x3 conv to 12 channels and a 2x pixel shuffle bring it to full resolution."""
+    x = keras.layers.Conv2D(12, 3, padding="same", name="quad_up_conv")(rgb)
+    return PixelShuffle(2, name="quad_up")(x)
 
 
 def copy_weights(src: keras.Model, dst: keras.Model, *, missing_ok: bool = False, fuse: bool = False) -> keras.Model:
@@ -141,4 +159,4 @@ def load(path) -> keras.Model:
 
 
 __all__ = ["ARCHITECTURES", "CUSTOM_OBJECTS", "Normalise", "PixelShuffle", "build", "copy_weights", "deploy_form",
-           "fuse_weights", "input_multiple", "load"]
+           "fuse_weights", "input_multiple", "load", "quad_head"]

@@ -20,6 +20,7 @@ from tflite_isp.core.errors import UserError, fail
 from tflite_isp.raw import bayer
 
 TASKS = ("isp", "lowlight", "colorize")
+CFAS = ("bayer", "quad")  # a recipe's input.cfa: 2 x 2 Bayer (4 packed planes) or Quad Bayer (16)
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class InputSpec:
     black: object  # a number, or "file" (per-colour black level from the RAW file)
     white: object  # a number, or "file"
     clip: bool
+    cfa: str = "bayer"  # "bayer" or "quad": the CFA the model takes, which sets channels and scale
 
     @classmethod
     def from_dict(cls, d: dict) -> "InputSpec":
@@ -37,13 +39,24 @@ class InputSpec:
             v = d.get(key)
             if not (v == "file" or isinstance(v, (int, float))):
                 raise ValueError(f"input.{key} must be a number or \"file\", not {v!r}")
-        return cls(bayer.check_order(d["order"]), d["black"], d["white"], bool(d.get("clip", True)))
+        cfa = d.get("cfa", "bayer")
+        if cfa not in CFAS:
+            raise ValueError(f"input.cfa must be one of {CFAS}, not {cfa!r}")
+        return cls(bayer.check_order(d["order"]), d["black"], d["white"], bool(d.get("clip", True)), cfa)
 
     def to_dict(self) -> dict:
-        return {"order": list(self.order), "black": self.black, "white": self.white, "clip": self.clip}
+        d = {"order": list(self.order), "black": self.black, "white": self.white, "clip": self.clip}
+        return {**d, "cfa": self.cfa} if self.cfa != "bayer" else d
 
-    channels = 4  # packed RGGB-like planes
-    scale = 2  # the output is twice the packed input's size
+    @property
+    def channels(self) -> int:
+        """Packed planes: 4 for a 2 x 2 Bayer CFA, 16 for Quad Bayer."""
+        return 16 if self.cfa == "quad" else 4
+
+    @property
+    def scale(self) -> int:
+        """Output pixels per packed input pixel (the CFA's period)."""
+        return 4 if self.cfa == "quad" else 2
 
     def render(self, x, out, xp=np):
         """The model's output as sRGB in [0, 1]: an ISP model writes RGB already."""
@@ -59,6 +72,7 @@ class LabSpec:
 
     channels = 1
     scale = 1
+    cfa = None  # no CFA: the input is an L plane
 
     @classmethod
     def from_dict(cls, d: dict) -> "LabSpec":

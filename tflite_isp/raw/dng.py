@@ -13,7 +13,7 @@ import tifffile
 
 from tflite_isp.core import atomic
 from tflite_isp.core.errors import fail
-from tflite_isp.raw.bayer import COLOURS, check_pattern, colour_positions
+from tflite_isp.raw.bayer import COLOURS, cfa_colour_mask, check_pattern, is_quad, layout, period
 
 # TIFF field types
 _BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _SRATIONAL, _DOUBLE = 1, 2, 3, 4, 5, 10, 12
@@ -33,16 +33,17 @@ def _ascii(text: str) -> str:
 
 
 def _black_tags(black, pattern: str):
-    """BlackLevel as one value, or four in CFA *position* order with BlackLevelRepeatDim (2, 2)."""
+    """BlackLevel as one value, or per colour in CFA *position* order with BlackLevelRepeatDim (2, 2), or (4, 4)
+    (16 values) for a Quad Bayer pattern."""
     black = np.atleast_1d(np.asarray(black, np.float64))
     if black.size not in (1, 4) or np.any(black != np.round(black)) or np.any(black < 0):
         raise ValueError(f"black must be one whole number or four (R, Gr, Gb, B), got {black.tolist()}")
     if black.size == 1:
         return [(50714, _SHORT, 1, int(black[0]), True)]
     by_colour = dict(zip(COLOURS, black.astype(int).tolist()))
-    by_position = {pos: by_colour[c] for c, pos in colour_positions(pattern).items()}
-    values = tuple(by_position[divmod(i, 2)] for i in range(4))
-    return [(50713, _SHORT, 2, (2, 2), True), (50714, _SHORT, 4, values, True)]
+    p = period(pattern)
+    values = tuple(by_colour[c] for c in cfa_colour_mask(pattern, p, p).ravel())
+    return [(50713, _SHORT, 2, (p, p), True), (50714, _SHORT, p * p, values, True)]
 
 
 def _cfa_tags(pattern: str, cfa_repeat):
@@ -61,10 +62,16 @@ def dng_tags(*, pattern, black, white, xyz_to_cam, as_shot_neutral, make, model,
     """The extra TIFF tags (tifffile ``extratags`` tuples) of a minimal, complete CFA DNG.
 
     ``cfa_repeat`` (rows of R/G/B letters, e.g. :data:`XTRANS`) replaces the 2 x 2 ``pattern`` in the CFA tags;
-    ``black`` must then be one value. ``noise_profile`` is DNG's NoiseProfile: (S, O) pairs, one pair for all planes
+    ``black`` must then be one value. A Quad Bayer ``pattern`` (``quad-RGGB``) writes its 4 x 4 layout.
+    ``noise_profile`` is DNG's NoiseProfile: (S, O) pairs, one pair for all planes
     or one per colour plane, with variance = S * x + O for a signal x in [0, 1]."""
     pattern = check_pattern(pattern)
-    if cfa_repeat is not None and np.atleast_1d(np.asarray(black)).size != 1:
+    if cfa_repeat is None and is_quad(pattern):
+        return dng_tags(pattern=pattern, black=black, white=white, xyz_to_cam=xyz_to_cam,
+                        as_shot_neutral=as_shot_neutral, make=make, model=model, exposure_time=exposure_time,
+                        iso=iso, orientation=orientation, cfa_repeat=layout(pattern), noise_profile=noise_profile)
+    quad = is_quad(pattern) and tuple(cfa_repeat) == layout(pattern)
+    if cfa_repeat is not None and not quad and np.atleast_1d(np.asarray(black)).size != 1:
         raise ValueError("black must be one value with cfa_repeat (per-colour levels follow the 2 x 2 pattern)")
     xyz_to_cam = np.asarray(xyz_to_cam, np.float64)
     neutral = np.asarray(as_shot_neutral, np.float64)
@@ -105,7 +112,8 @@ def dng_tags(*, pattern, black, white, xyz_to_cam, as_shot_neutral, make, model,
 def write_dng(path, mosaic_uint16, *, pattern, black, white, xyz_to_cam, as_shot_neutral,
               make="tflite_isp", model="synthetic", exposure_time=None, iso=None, orientation=1,
               cfa_repeat=None, noise_profile=None) -> Path:
-    """Write an H x W uint16 Bayer mosaic as an uncompressed CFA DNG, atomically.
+    """Write an H x W uint16 Bayer (or Quad Bayer: ``pattern="quad-RGGB"``) mosaic as an uncompressed CFA DNG,
+    atomically.
 
     ``black`` is one value or four in (R, Gr, Gb, B) colour order; ``xyz_to_cam`` is the
     XYZ(D65) -> camera ColorMatrix1; ``as_shot_neutral`` the camera-space white (R, G, B).
@@ -115,8 +123,10 @@ def write_dng(path, mosaic_uint16, *, pattern, black, white, xyz_to_cam, as_shot
 
     path = Path(path)
     raw = np.asarray(mosaic_uint16)
-    if raw.ndim != 2 or raw.dtype != np.uint16 or raw.shape[0] % 2 or raw.shape[1] % 2:
-        raise ValueError(f"mosaic must be a 2-D uint16 array with even sides, got {raw.dtype} {raw.shape}")
+    p = period(pattern)
+    if raw.ndim != 2 or raw.dtype != np.uint16 or raw.shape[0] % p or raw.shape[1] % p:
+        raise ValueError(f"mosaic must be a 2-D uint16 array with sides multiples of {p}, got {raw.dtype} "
+                         f"{raw.shape}")
     tags = dng_tags(pattern=pattern, black=black, white=white, xyz_to_cam=xyz_to_cam,
                     as_shot_neutral=as_shot_neutral, make=make, model=model,
                     exposure_time=exposure_time, iso=iso, orientation=orientation, cfa_repeat=cfa_repeat,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tflite_isp.raw.bayer import colour_positions
+from tflite_isp.raw.bayer import cfa_colour_mask, period
 
 #: XYZ -> camera matrices of the four Darmstadt Noise Dataset cameras (Brooks' random_ccm).
 DND_XYZ_TO_CAM = np.array(
@@ -113,13 +113,13 @@ def safe_invert_gains(image, rgb_gain, red_gain, blue_gain):
 
 
 def mosaic(rgb, pattern: str):
-    """H x W x 3 linear camera RGB -> H x W Bayer mosaic keeping one colour per photosite."""
+    """H x W x 3 linear camera RGB -> H x W Bayer or Quad Bayer mosaic keeping one colour per photosite."""
     rgb = np.asarray(rgb)
-    out = np.empty(rgb.shape[:2], rgb.dtype)
-    channel = {"R": 0, "Gr": 1, "Gb": 1, "B": 2}
-    for colour, (dy, dx) in colour_positions(pattern).items():
-        out[dy::2, dx::2] = rgb[dy::2, dx::2, channel[colour]]
-    return out
+    p = period(pattern)
+    tile = np.vectorize({"R": 0, "Gr": 1, "Gb": 1, "B": 2}.get)(cfa_colour_mask(pattern, p, p))
+    h, w = rgb.shape[:2]
+    channel = np.tile(tile, (-(-h // p), -(-w // p)))[:h, :w]
+    return np.take_along_axis(rgb, channel[..., None], axis=-1)[..., 0]
 
 
 def unprocess(srgb, rgb2cam, gains, *, tone=True):

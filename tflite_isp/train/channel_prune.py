@@ -145,7 +145,7 @@ def shrink(model, recipe, layers, kept: dict):
     check_channels(kept)
     channels = {lay.name: int(len(kept[lay.name])) for lay in layers}
     smaller = recipe.with_model(channels=channels)
-    new = architectures.build(smaller.model, name=recipe.name)
+    new = architectures.build(smaller.model, name=recipe.name, cfa=recipe.input.cfa)
     return smaller, transfer(model, new, {lay.producer: kept[lay.name] for lay in layers})
 
 # --- The pruning loop (side effects: data, files, logs) -----------------------------------
@@ -169,7 +169,7 @@ def _costs(recipe) -> dict:
     from tflite_isp.nets import architectures  # lazy: TensorFlow loads only when this runs
     from tflite_isp.nets.stats import count_macs, count_params
 
-    model = architectures.build(recipe.model, height=544, width=960, batch=1)
+    model = architectures.build(recipe.model, height=544, width=960, batch=1, cfa=recipe.input.cfa)
     return {"macs_full_hd": count_macs(model), "parameters": count_params(model)}
 
 

@@ -86,7 +86,7 @@ def _check_model(cfg: TrainConfig, recipe) -> tuple:
     """(input multiple, the model built at Full HD, loss function); bad model or train settings fail here."""
     try:
         multiple = architectures.input_multiple(recipe.model)
-        full_hd = architectures.build(recipe.model, height=544, width=960, batch=1)  # also checks every model setting
+        full_hd = architectures.build(recipe.model, height=544, width=960, batch=1, cfa=recipe.input.cfa)
     except ValueError as err:
         raise fail(recipe.source or recipe.name, str(err)) from None
     check(cfg, multiple, recipe)
@@ -96,7 +96,7 @@ def _check_model(cfg: TrainConfig, recipe) -> tuple:
 
 def check(cfg: TrainConfig, multiple: int, recipe) -> None:
     """One-line errors for settings this recipe cannot train with (``multiple``: its input multiple)."""
-    step = recipe.input.scale * multiple  # an ISP patch is in RAW pixels, twice the packed size
+    step = recipe.input.scale * multiple  # an ISP patch is in RAW pixels: 2 (Bayer) or 4 (Quad) per packed pixel
     if cfg.patch <= 0 or cfg.patch % step:
         raise UserError(f"--patch {cfg.patch} is not divisible by {step}: {recipe.name} needs an "
                         f"input divisible by {multiple}")
@@ -177,12 +177,14 @@ def _objective(cfg: TrainConfig, recipe, loss_fn, total_steps: int):
                              end_step=int(0.8 * total_steps))
 
     objective = None
+    if recipe.input.cfa == "quad" and (cfg.joint_large_head or (cfg.aux_weights and not cfg.teacher)):
+        raise UserError(f"{recipe.name} takes Quad Bayer: joint and level heads train Bayer models only")
     if cfg.joint_large_head:
         objective = objectives.Joint(recipe.model, loss_fn, large=cfg.joint_large_head, alpha=cfg.distill_alpha,
                                      name=recipe.name)
     elif cfg.aux_weights and not cfg.teacher:  # a recipe's level heads (PyNET-V2); distillation trains without
         objective = objectives.Levels(recipe.model, loss_fn, weights=cfg.aux_weights, name=recipe.name)
-    model = objective.model if objective else architectures.build(recipe.model, name=recipe.name)
+    model = objective.model if objective else architectures.build(recipe.model, name=recipe.name, cfa=recipe.input.cfa)
     if cfg.init_from:
         source = architectures.load(finished_run(cfg.init_from) / "model.keras")
         try:

@@ -12,6 +12,7 @@ from tflite_isp.core import atomic
 from tflite_isp.core.errors import UserError, fail
 from tflite_isp.data import layouts
 from tflite_isp.nets import recipes
+from tflite_isp.raw import bayer
 from tflite_isp.train.config import TrainConfig, resolve, run_tag, train_section
 
 
@@ -120,8 +121,18 @@ def open_data(cfg: TrainConfig, recipe, is_chief: bool) -> tuple:
         log(is_chief, f"{layout}:{root} has no val split; validating on {val_name}")
     val_split = layouts.open_split(layout, root, val_name, on_bad=cfg.bad_files)
     if recipe.task != "colorize":
+        check_cfa(recipe.source or recipe.name, recipe.input, train_split)
         layouts.input_levels(train_split, recipe.input)  # fail early on a normalisation mismatch
     return recipe, Data(layout, root, train_split, val_split)
+
+
+def check_cfa(source, spec, split) -> None:
+    """A Bayer model (``spec.cfa``) on Quad Bayer data or the reverse: a one-line error naming ``source`` (the
+    recipe or model) and the data."""
+    kind = bayer.cfa_kind(split.pattern)
+    if spec.cfa != kind:
+        raise fail(source, f"takes {spec.cfa} RAW (input.cfa = \"{spec.cfa}\") but {split.layout}:{split.root} is "
+                           f"{split.pattern}; use a recipe with input.cfa = \"{kind}\"")
 
 
 def write_run_files(run_dir: Path, cfg: TrainConfig, recipe, data: Data, is_chief: bool) -> None:
