@@ -113,7 +113,8 @@ def test_synth_for_the_camera(tmp_path, camera_dir):
     assert {s["iso"] for s in manifest["scenes"]} == {400}
     assert sum(len(v) for v in manifest["photos"].values()) == 12
     with rawpy.imread(str(next((out / "Sony" / "short").glob("*.dng")))) as raw:
-        assert raw.white_level == 4095 and list(raw.black_level_per_channel) == [256, 254, 257, 255]  # R, G (Gr), B, G2 (Gb)
+        # rawpy's order is R, G (Gr), B, G2 (Gb)
+        assert raw.white_level == 4095 and list(raw.black_level_per_channel) == [256, 254, 257, 255]
 
 
 def test_bad_input_is_one_line(tmp_path, camera_dir):

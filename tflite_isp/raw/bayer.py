@@ -78,11 +78,6 @@ def pattern_from_layout(rows) -> str | None:
     return None
 
 
-def period(pattern: str) -> int:
-    """The CFA's repeat in pixels: 2 for Bayer, 4 for Quad Bayer."""
-    return 4 if str(pattern).lower().startswith("quad-") else 2
-
-
 def check_order(order) -> tuple:
     """A packing order given by name (``mai21``) or as four colour names."""
     if isinstance(order, str):

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from tflite_isp.core.errors import fail
-
-_LETTER = {0: "R", 1: "G", 2: "B", 3: "C", 4: "M", 5: "Y", 6: "W"}
+from tflite_isp.raw import rawio
+from tflite_isp.raw.cfa_tags import cfa_tags
 
 
 @dataclass(frozen=True)
@@ -68,21 +68,8 @@ def _tiff_tags(path: Path) -> dict:
         return {}
 
 
-def _cfa(tags: dict):
-    dims, pattern = tags.get(33421), tags.get(33422)
-    if dims is None or pattern is None:
-        return None
-    rows, cols = (int(d) for d in dims)
-    codes = bytes(pattern) if not isinstance(pattern, bytes) else pattern
-    if len(codes) != rows * cols:
-        return None
-    return tuple("".join(_LETTER.get(c, "?") for c in codes[r * cols:(r + 1) * cols]) for r in range(rows))
-
-
 def read_meta(path) -> FileMeta:
     """Metadata of one RAW file; a file rawpy cannot open is the same one-line error as :func:`rawio.read_raw`."""
-    from tflite_isp.raw import rawio  # lazy: keeps this module importable without rawpy's handle helpers
-
     path = Path(path)
     with rawio._open(path) as raw:
         other = raw.other
@@ -110,7 +97,7 @@ def read_meta(path) -> FileMeta:
     return FileMeta(
         path=str(path), make=text(271), model=text(272), iso=iso, exposure_time=exposure or shutter,
         orientation=int(np.ravel(tags.get(274, 1))[0]) if 274 in tags else {0: 1, 3: 3, 5: 8, 6: 6}.get(flip, 1),
-        cfa=_cfa(tags), color_matrix=matrix(50721), forward_matrix=matrix(50964),
+        cfa=cfa_tags(path)[0], color_matrix=matrix(50721), forward_matrix=matrix(50964),
         as_shot_neutral=tuple(_ratio_values(neutral)) if neutral is not None else None,
         noise_profile=tuple(float(v) for v in np.ravel(noise)) if noise is not None else None,
         is_dng=50706 in tags,
