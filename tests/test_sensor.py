@@ -169,3 +169,18 @@ def test_own_camera_end_to_end(tmp_path, camera_dir):
     run_module("tflite_isp.train", "--model", "smallnet", "--data", f"mai21:{data}", "--epochs", "1",
                "--steps_per_epoch", "1", "--patch", "32", "--batch", "2", "--out", fixed)
     assert not (fixed / "model.keras").exists()
+
+
+def test_quad_bayer_camera_profile_and_calibration(tmp_path):
+    """A Quad Bayer camera: the profile keeps its 4 x 4 CFA; calibration measures each colour's own sites."""
+    from tflite_isp.raw import calibrate
+
+    truth = sensor.from_dict({**sensor.BUILTIN["example-12bit"], "name": "quad", "pattern": "quad-GRBG"})
+    cam = camera_files.make_camera(tmp_path / "cam", profile=truth, small=True, isos=[400])
+    prof = camera.profile_files(sorted((cam / "shots").glob("*.dng")))
+    assert (prof.pattern, prof.black) == ("quad-GRBG", truth.black)
+    result = calibrate.calibrate_dirs(cam / "dark", cam / "flat")
+    (row,) = result["isos"]
+    assert row["K"] == pytest.approx(sensor.iso_gain(truth, 400), rel=0.05)
+    assert row["read_sigma"] == pytest.approx(sensor.draw_noise(truth, np.random.default_rng(0), [400])["read_sigma"],
+                                              rel=0.05)

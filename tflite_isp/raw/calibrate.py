@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tflite_isp.core.errors import fail
-from tflite_isp.raw.bayer import COLOURS, colour_positions
+from tflite_isp.raw.bayer import COLOURS, base_pattern, cfa_colour_mask, colour_positions, period
 from tflite_isp.raw.meta import read_meta, require_camera
 from tflite_isp.raw.unprocess import EldCamera
 
@@ -28,10 +28,13 @@ LEVEL_MISMATCH = 0.1  # a flat pair whose means differ by more than this fractio
 
 
 def planes(mosaic, pattern: str) -> dict:
-    """Colour name -> float64 sub-image of that colour (H/2 x W/2), in :data:`bayer.COLOURS` order."""
+    """Colour name -> float64 sub-image of that colour (H/2 x W/2), in :data:`bayer.COLOURS` order; a Quad Bayer
+    colour's 2 x 2 blocks stay side by side."""
     x = np.asarray(mosaic, np.float64)
-    where = colour_positions(pattern)
-    return {c: x[where[c][0]::2, where[c][1]::2] for c in COLOURS}
+    p = period(pattern)
+    where = colour_positions(base_pattern(pattern))
+    rows, cols = (np.arange(x.shape[0]) % p) // (p // 2), (np.arange(x.shape[1]) % p) // (p // 2)
+    return {c: x[np.ix_(rows == where[c][0], cols == where[c][1])] for c in COLOURS}
 
 
 def _robust(x):
@@ -49,8 +52,9 @@ def dark_stats(mosaic, pattern: str) -> dict:
     by_colour = planes(mosaic, pattern)
     black = tuple(float(np.mean(_robust(p))) for p in by_colour.values())
     x = np.asarray(mosaic, np.float64).copy()
-    for c, (dy, dx) in colour_positions(pattern).items():
-        x[dy::2, dx::2] = _robust(x[dy::2, dx::2]) - black[COLOURS.index(c)]
+    mask = cfa_colour_mask(pattern, *x.shape)
+    for c, level in zip(COLOURS, black):
+        x[mask == c] = _robust(x[mask == c]) - level
     width = x.shape[1]
     row_means = x.mean(axis=1, keepdims=True)
     read_var = float(np.var(x - row_means)) * width / (width - 1)
