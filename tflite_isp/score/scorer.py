@@ -20,6 +20,7 @@ from tflite_isp.run import flatbuffer, receptive_field, records, tiling
 from tflite_isp.run.entries import Entry, make_entry, model_files, unique_names
 from tflite_isp.run.litert import Runner
 from tflite_isp.score import baseline, colorize, leaderboard, protocols, report, sources
+from tflite_isp.train.rundir import check_cfa
 
 FRAMEWORK = "TFLite (LiteRT, XNNPACK)"
 CROP = 256  # report crops, output pixels
@@ -80,6 +81,7 @@ def check_fits(entry: Entry, split) -> tuple:
 
     if entry.recipe.task != split.task:
         raise fail(entry.path, f"a {entry.recipe.task} model cannot score on {split.layout} {split.task} data")
+    check_cfa(entry.path, entry.recipe.input, split)
     levels = layouts.input_levels(split, entry.recipe.input)
     if entry.levels:
         for p in split.pairs:
@@ -100,17 +102,19 @@ def model_input(entry: Entry, split, mosaic: np.ndarray, black, white, ratio: fl
 
 
 def raw_preview_input(split, pair, mosaic: np.ndarray) -> np.ndarray:
-    """Canonically packed (R, Gr, Gb, B), black-subtracted and scaled RAW for the report's preview."""
+    """Canonically packed (R, Gr, Gb, B), black-subtracted and scaled RAW for the report's preview (a Quad Bayer
+    mosaic remosaiced to Bayer first, so the preview is the target's size either way)."""
     black = np.asarray(pair.black, np.float32)
     white = pair.white or float(baseline.guess_white(mosaic))
-    x = bayer.normalise(bayer.pack(mosaic, split.pattern, bayer.COLOURS), black, white, clip=False) * pair.ratio
+    mosaic, pattern = baseline.as_bayer(mosaic, split.pattern)
+    x = bayer.normalise(bayer.pack(mosaic, pattern, bayer.COLOURS), black, white, clip=False) * pair.ratio
     return np.clip(x, 0.0, 1.0)
 
 
 def crop_box(shape) -> tuple:
-    """Centre crop of at most CROP x CROP output pixels, on even coordinates: (y, x, h, w)."""
+    """Centre crop of at most CROP x CROP output pixels at multiples of 4 (whole CFA repeats): (y, x, h, w)."""
     h, w = min(shape[0], CROP), min(shape[1], CROP)
-    return (shape[0] - h) // 4 * 2, (shape[1] - w) // 4 * 2, h, w
+    return (shape[0] - h) // 8 * 4, (shape[1] - w) // 8 * 4, h, w
 
 
 def _cut(img: np.ndarray, box) -> np.ndarray:
@@ -303,7 +307,7 @@ class Scorer:
         measured = self.source.measure(entry)
         macs = entry.details["macs"]
         if macs is not None:  # MACs scale with pixels in these fully convolutional nets
-            macs *= np.prod(records.FULL_HD_PACKED) / np.prod(entry.input_shape[1:3])
+            macs *= np.prod(records.full_hd_packed(entry.input_shape[-1])) / np.prod(entry.input_shape[1:3])
         return leaderboard.new_row(
             entry.name, model=entry.recipe.name, precision=entry.precision, framework=FRAMEWORK,
             path=str(entry.path), size_kb=round(entry.details["size_kb"], 2),
@@ -315,7 +319,8 @@ class Scorer:
     def baseline_row(self) -> dict:
         """The classical ISP on the same RAW inputs, scored by the same code, timed here at Full HD."""
         isp = baseline.Baseline()
-        name = f"LibRaw {isp.demosaic} (classical ISP)"
+        remosaic = " on the pixel-swap Bayer remosaic" if bayer.is_quad(self.split.pattern) else ""
+        name = f"LibRaw {isp.demosaic}{remosaic} (classical ISP)"
         quality = self._quality(name, lambda i, pair, mosaic: baseline.render(pair, self.split, isp))
         timing = baseline.time_full_hd(self.split.pairs[0], self.split, isp)
         return leaderboard.new_row(
