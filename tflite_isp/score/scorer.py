@@ -126,7 +126,6 @@ def _cut(img: np.ndarray, box) -> np.ndarray:
 
 WHOLE = "whole image"
 NO_DYNAMIC = "no dynamic model"
-FULL_HD = (544, 960)  # packed; tiles for a dynamic-only file over the memory budget
 MB = 2 ** 20
 # Whole-image memory: LiteRT resizing a dynamic file holds roughly every activation (as float32) without reuse,
 # plus the float input/output copies of Runner and run_tiled. Measured peak RSS growth on this repo's four nets,
@@ -253,13 +252,13 @@ class Scorer:
         from tflite_isp.nets import architectures  # lazy: TensorFlow loads only when this runs
 
         blacks, whites = check_fits(entry, self.split)
-        multiple = architectures.input_multiple(entry.recipe.model)
+        multiple, scale = architectures.input_multiple(entry.recipe.model), entry.recipe.input.scale
         fixed_tile = None if -1 in entry.input_shape[1:3] else tuple(entry.input_shape[1:3])
         dynamic, why_not = dynamic_file(entry)
         started = time.perf_counter()
         fixed_model = flatbuffer.read(entry.path)
         # the tiled path: the fixed file at its size, else a dynamic file at Full HD tiles
-        tile = fixed_tile or FULL_HD
+        tile = fixed_tile or records.full_hd_packed(entry.input_shape[-1])
         radius = receptive_field.receptive_radius(fixed_model)
         margin = self.cfg.tile_margin
         if margin is None:
@@ -281,9 +280,9 @@ class Scorer:
             h, w = x.shape[:2]
             whole = tiling.round_up(h, multiple) * tiling.round_up(w, multiple)
             if dynamic is not None and per_pixel * whole <= budget:
-                return tiling.run_tiled(runner(dynamic), x, None, multiple=multiple), WHOLE
+                return tiling.run_tiled(runner(dynamic), x, None, multiple=multiple, scale=scale), WHOLE
             path = entry.path if fixed_tile else dynamic
-            out = tiling.run_tiled(runner(path), x, tile, margin=margin, multiple=multiple)
+            out = tiling.run_tiled(runner(path), x, tile, margin=margin, multiple=multiple, scale=scale)
             how = tiling.describe((h, w), tile, margin=margin, radius=radius, multiple=multiple)
             return out, how + (f" ({NO_DYNAMIC})" if dynamic is None else "")
 
