@@ -20,7 +20,6 @@ from tflite_isp.run import flatbuffer, receptive_field, records, tiling
 from tflite_isp.run.entries import Entry, make_entry, model_files, unique_names
 from tflite_isp.run.litert import Runner
 from tflite_isp.score import baseline, colorize, leaderboard, protocols, report, sources
-from tflite_isp.train.rundir import check_cfa
 
 FRAMEWORK = "TFLite (LiteRT, XNNPACK)"
 CROP = 256  # report crops, output pixels
@@ -81,7 +80,9 @@ def check_fits(entry: Entry, split) -> tuple:
 
     if entry.recipe.task != split.task:
         raise fail(entry.path, f"a {entry.recipe.task} model cannot score on {split.layout} {split.task} data")
-    check_cfa(entry.path, entry.recipe.input, split)
+    if bayer.cfa_kind(split.pattern) != entry.recipe.input.cfa:
+        raise fail(entry.path, f"takes {entry.recipe.input.cfa} RAW (input.cfa = \"{entry.recipe.input.cfa}\") but "
+                               f"{split.layout}:{split.root} is {split.pattern}")
     levels = layouts.input_levels(split, entry.recipe.input)
     if entry.levels:
         for p in split.pairs:
