@@ -127,3 +127,23 @@ def test_quad_model_builds_16_in_4x_out():
     assert len(model.get_layer("normalise").black) == 16
     assert {"quad_up_conv", "quad_up"} <= {layer.name for layer in model.layers}
     assert architectures.build(section, cfa="quad").output_shape == (None, None, None, 3)
+
+
+def test_score_a_quad_export_with_the_remosaic_baseline(quad_run, tmp_path):
+    _, data, run = quad_run
+    out = tmp_path / "scores"
+    r = run_module("tflite_isp.score", run / "export", "--data", f"mai21:{data}", "--split", "val", "--runs", 1,
+                   "--warmup", 0, "--max_images", 2, "--out", out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = {row["name"]: row for row in json.loads((out / "leaderboard.json").read_text())["rows"]}
+    base = "LibRaw AHD on the pixel-swap Bayer remosaic (classical ISP)"
+    assert set(rows) == {"smallnet int8", base}
+    for row in rows.values():
+        assert row["status"] == "ok" and len(row["per_image"]) == 2 and np.isfinite(row["psnr"]) and row["ssim"] > 0
+        assert row["runtime_ms"] > 0
+    assert 10 < rows[base]["psnr"] < 60 and "remosaiced to RGGB" in rows[base]["details"]["describe"]
+    learned = rows["smallnet int8"]
+    # MACs per Full HD RAW frame: the 8 x 8 x 16 file's count times the 272 x 480 packed frame's tiles
+    assert 0 < learned["macs_g"] < 50
+    html = (out / "report.html").read_text()
+    assert "smallnet int8" in html and base in html

@@ -95,11 +95,18 @@ def rgb_from_packed(packed: np.ndarray, black, white, order="canonical") -> np.n
 
 
 def full_rgb(mosaic_or_packed, black, white, pattern: str = "RGGB", order="canonical") -> np.ndarray:
-    """A mosaic (H x W, packed with ``pattern``) or packed array (H x W x 4 in ``order``) -> normalised RGB."""
+    """A mosaic (H x W, packed with ``pattern``) or packed array (H x W x 4 in ``order``) -> normalised RGB.
+
+    A Quad Bayer mosaic is pixel-swap remosaiced to its base Bayer pattern first (bayer.remosaic_quad): the view is
+    downsized far below the 1.4 px the swap moves a sample, and its brightness per colour is unchanged."""
     x = np.asarray(mosaic_or_packed)
     if x.ndim == 2:
+        p = bayer.period(pattern)
         h, w = x.shape
-        x = bayer.pack(x[: h - h % 2, : w - w % 2].astype(np.float32), pattern, "canonical")
+        x = x[: h - h % p, : w - w % p].astype(np.float32)
+        if bayer.is_quad(pattern):
+            x, pattern = bayer.remosaic_quad(x, pattern)
+        x = bayer.pack(x, pattern, "canonical")
         order = "canonical"
     return rgb_from_packed(x, black, white, order)
 

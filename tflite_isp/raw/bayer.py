@@ -273,3 +273,31 @@ def augment_packed(packed, target, k: int, pattern: str, order="canonical"):
     mosaic = unpack(packed, pattern, order)
     mosaic, target = augment_mosaic(mosaic, target, k, pattern)
     return pack(mosaic, pattern, order), target
+
+
+
+# --- Remosaic -------------------------------------------------------------------------------
+# The classical pixel-swap remosaic (the alternative to 16-channel packing, measured in benchmarks/quad.py): in
+# every 4 x 4 tile swap the two middle rows and the two middle columns. RRGG/RRGG/GGBB/GGBB becomes
+# RGRG/GBGB/RGRG/GBGB, the base Bayer pattern twice over, for all four phases. Each colour's 2 x 2 block spreads
+# over its four Bayer sites in the tile: the block's outer corner stays, its two edge neighbours move 1 px (one
+# along the row, one along the column), the inner corner 1 px diagonally; 4 of 16 samples stay, 8 move 1 px, 4 move
+# sqrt(2) px. Gr and Gb stay apart (per-colour black levels stay true). For each colour this is the least total
+# squared displacement onto its Bayer sites (tests/test_quad_remosaic.py checks by brute force). No interpolation:
+# a permutation, so a flat colour field remosaics exactly and a Bayer demosaic sees each sample at most 1.4 px from
+# where it was taken (that displacement is the method's error).
+REMOSAIC_ORDER = (0, 2, 1, 3)  # the rows (and columns) of a 4 x 4 tile in remosaiced order
+
+
+def remosaic_quad(mosaic, pattern: str) -> tuple:
+    """Quad Bayer mosaic (H x W, NumPy, H and W multiples of 4) -> (the same-size Bayer mosaic, its Bayer pattern)
+    by the pixel swap above: every output sample is one input sample of the same colour, moved at most 1.4 px."""
+    pattern = check_pattern(pattern)
+    if not is_quad(pattern):
+        raise ValueError(f"remosaic_quad takes a Quad Bayer mosaic, not {pattern}")
+    mosaic = np.asarray(mosaic)
+    h, w = mosaic.shape
+    if h % 4 or w % 4:
+        raise ValueError(f"a Quad Bayer mosaic's sides must be multiples of 4, got {w}x{h}")
+    tiles = mosaic.reshape(h // 4, 4, w // 4, 4)[:, REMOSAIC_ORDER][..., REMOSAIC_ORDER]
+    return tiles.reshape(h, w), base_pattern(pattern)

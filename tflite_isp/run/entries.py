@@ -15,7 +15,7 @@ from tflite_isp.core.errors import fail
 from tflite_isp.nets import recipes
 from tflite_isp.run import flatbuffer
 
-IO_CHANNELS = {4: 3, 1: 2}  # input -> output channels: packed RAW -> RGB; L -> ab (colourisation)
+IO_CHANNELS = {4: 3, 16: 3, 1: 2}  # input -> output channels: packed Bayer or Quad Bayer RAW -> RGB; L -> ab
 
 
 @dataclass
@@ -80,10 +80,11 @@ def make_entry(path: Path, given: str, recipe_flag: str | None) -> Entry:
         raise fail(path, f"expected one input and one output, found {len(model.inputs)} and {len(model.outputs)}")
     shape = tuple(model.inputs[0].shape_signature)
     if len(shape) != 4 or shape[-1] not in IO_CHANNELS:
-        raise fail(path, f"input shape {shape} is neither packed RAW (1, H, W, 4) nor an L plane (1, H, W, 1)")
+        raise fail(path, f"input shape {shape} is neither packed RAW (1, H, W, 4 or 16) nor an L plane "
+                         "(1, H, W, 1)")
     out_shape = tuple(model.outputs[0].shape_signature)
     if len(out_shape) != 4 or out_shape[-1] != IO_CHANNELS[shape[-1]]:
-        raise fail(path, f"output shape {out_shape} is not " + ("an RGB image (1, 2H, 2W, 3)" if shape[-1] == 4 else
+        raise fail(path, f"output shape {out_shape} is not " + ("an RGB image (1, sH, sW, 3)" if shape[-1] != 1 else
                                                                 "the ab planes (1, H, W, 2) of an L input"))
     manifest = _manifest_for(path)
     if manifest:

@@ -56,6 +56,12 @@ class Measured:
     details: dict
 
 
+def full_hd_packed(channels: int) -> tuple:
+    """A Full HD RAW (1088 x 1920) packed: 544 x 960 for a 4-channel Bayer input, 272 x 480 for 16-channel Quad
+    Bayer."""
+    return (272, 480) if channels == 16 else FULL_HD_PACKED
+
+
 def full_hd_plan(input_shape) -> tuple:
     """(shape to time at, invocations per Full HD frame) for a file's input signature (1, H, W, 4).
 
@@ -68,8 +74,8 @@ def full_hd_plan(input_shape) -> tuple:
     if c == 1:
         return (1, *(COLOUR_FRAME if -1 in (h, w) else (h, w)), 1), 1
     if h == -1 or w == -1:
-        return (1, *FULL_HD_PACKED, c), 1
-    return (1, h, w, c), tile_count(FULL_HD_PACKED, (h, w), margin=0)
+        return (1, *full_hd_packed(c), c), 1
+    return (1, h, w, c), tile_count(full_hd_packed(c), (h, w), margin=0)
 
 
 class Local:
@@ -185,5 +191,5 @@ def write_devices(path, devices: dict) -> Path:
     return path
 
 
-__all__ = ["FULL_HD_PACKED", "Measured", "Local", "FromJson", "full_hd_plan", "model_record", "device_doc",
-           "write_devices"]
+__all__ = ["FULL_HD_PACKED", "full_hd_packed", "Measured", "Local", "FromJson", "full_hd_plan", "model_record",
+           "device_doc", "write_devices"]

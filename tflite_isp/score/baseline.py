@@ -31,7 +31,7 @@ import rawpy
 
 from tflite_isp.core.errors import fail
 from tflite_isp.raw import dng, rawio
-from tflite_isp.raw.bayer import COLOURS, colour_positions
+from tflite_isp.raw.bayer import COLOURS, base_pattern, colour_positions, is_quad, remosaic_quad
 from tflite_isp.raw.unprocess import SRGB_TO_XYZ
 
 SRGB_GAMMA = (2.4, 12.92)
@@ -61,6 +61,9 @@ class Baseline:
     def describe(self, split) -> str:
         """What this baseline does on ``split``: LibRaw version, demosaic, WB source, colour, gamma, brightness."""
         head = f"LibRaw {libraw_version()} {self.demosaic}"
+        if is_quad(split.pattern):
+            head += (f" of the {split.pattern} mosaic pixel-swap remosaiced to {base_pattern(split.pattern)} (middle "
+                     "rows and columns of each 4x4 tile swapped; LibRaw has no Quad Bayer demosaic)")
         if split.raw_format == "rawpy":
             return (f"{head}, camera WB (as shot), the file's colour matrix, BT.709 gamma {BT709_GAMMA} as the "
                     "targets (SID GT recipe), short exposure amplified by the pair's ratio in the mosaic "
@@ -148,6 +151,15 @@ def tile_to(mosaic, shape) -> np.ndarray:
 # --- Reading the inputs -------------------------------------------------------------------
 
 
+def as_bayer(mosaic, pattern) -> tuple:
+    """(mosaic, pattern) LibRaw can demosaic: a Quad Bayer mosaic (cropped to multiples of 4) pixel-swap remosaiced
+    to its base Bayer pattern (bayer.remosaic_quad; LibRaw has no 4x4 CFA demosaic), a Bayer one as it is."""
+    if not is_quad(pattern):
+        return mosaic, pattern
+    h, w = mosaic.shape
+    return remosaic_quad(mosaic[: h - h % 4, : w - w % 4], pattern)
+
+
 def read_bayer_png(path) -> np.ndarray:
     """A 16-bit single-channel Bayer PNG as uint16 H x W, cropped to even size."""
 
@@ -183,14 +195,14 @@ def sensor_matrix(root):
 
 def _png_frame(pair, split) -> Frame:
     """A MAI/Zurich PNG RAW with the dataset's levels, gray-world WB and sensor.json colour."""
-    mosaic = read_bayer_png(pair.raw)
+    mosaic, pattern = as_bayer(read_bayer_png(pair.raw), split.pattern)
     black = tuple(float(round(b)) for b in pair.black)
     white = int(round(pair.white)) if pair.white > 0 else guess_white(mosaic)
     if not max(black) < white <= 65535:
         raise fail(pair.raw, f"black level {max(black):g} and white level {white} leave no signal range")
     matrix = sensor_matrix(split.root)
-    neutral = gray_world_neutral(mosaic, split.pattern, black)
-    return Frame(amplify(mosaic, split.pattern, black, white, pair.ratio), split.pattern, black, white, neutral,
+    neutral = gray_world_neutral(mosaic, pattern, black)
+    return Frame(amplify(mosaic, pattern, black, white, pair.ratio), pattern, black, white, neutral,
                  XYZ_TO_SRGB if matrix is None else matrix, SRGB_GAMMA)
 
 
@@ -203,8 +215,9 @@ def _rawpy_frame(pair) -> Frame:
     white = int(round(raw.white))
     black = tuple(float(round(b)) for b in raw.black)
     neutral = (1.0 / raw.wb[0], 1.0, 1.0 / raw.wb[3])
-    mosaic = amplify(raw.mosaic, raw.pattern, black, white, pair.ratio)
-    return Frame(mosaic, raw.pattern, black, white, neutral, xyz_to_cam_from_rgb_cam(rgb_cam), BT709_GAMMA)
+    mosaic, pattern = as_bayer(raw.mosaic, raw.pattern)
+    return Frame(amplify(mosaic, pattern, black, white, pair.ratio), pattern, black, white, neutral,
+                 xyz_to_cam_from_rgb_cam(rgb_cam), BT709_GAMMA)
 
 
 def frame(pair, split) -> Frame:

@@ -80,6 +80,9 @@ def check_fits(entry: Entry, split) -> tuple:
 
     if entry.recipe.task != split.task:
         raise fail(entry.path, f"a {entry.recipe.task} model cannot score on {split.layout} {split.task} data")
+    if bayer.cfa_kind(split.pattern) != entry.recipe.input.cfa:
+        raise fail(entry.path, f"takes {entry.recipe.input.cfa} RAW (input.cfa = \"{entry.recipe.input.cfa}\") but "
+                               f"{split.layout}:{split.root} is {split.pattern}")
     levels = layouts.input_levels(split, entry.recipe.input)
     if entry.levels:
         for p in split.pairs:
@@ -100,17 +103,19 @@ def model_input(entry: Entry, split, mosaic: np.ndarray, black, white, ratio: fl
 
 
 def raw_preview_input(split, pair, mosaic: np.ndarray) -> np.ndarray:
-    """Canonically packed (R, Gr, Gb, B), black-subtracted and scaled RAW for the report's preview."""
+    """Canonically packed (R, Gr, Gb, B), black-subtracted and scaled RAW for the report's preview (a Quad Bayer
+    mosaic remosaiced to Bayer first, so the preview is the target's size either way)."""
     black = np.asarray(pair.black, np.float32)
     white = pair.white or float(baseline.guess_white(mosaic))
-    x = bayer.normalise(bayer.pack(mosaic, split.pattern, bayer.COLOURS), black, white, clip=False) * pair.ratio
+    mosaic, pattern = baseline.as_bayer(mosaic, split.pattern)
+    x = bayer.normalise(bayer.pack(mosaic, pattern, bayer.COLOURS), black, white, clip=False) * pair.ratio
     return np.clip(x, 0.0, 1.0)
 
 
 def crop_box(shape) -> tuple:
-    """Centre crop of at most CROP x CROP output pixels, on even coordinates: (y, x, h, w)."""
+    """Centre crop of at most CROP x CROP output pixels at multiples of 4 (whole CFA repeats): (y, x, h, w)."""
     h, w = min(shape[0], CROP), min(shape[1], CROP)
-    return (shape[0] - h) // 4 * 2, (shape[1] - w) // 4 * 2, h, w
+    return (shape[0] - h) // 8 * 4, (shape[1] - w) // 8 * 4, h, w
 
 
 def _cut(img: np.ndarray, box) -> np.ndarray:
@@ -122,7 +127,6 @@ def _cut(img: np.ndarray, box) -> np.ndarray:
 
 WHOLE = "whole image"
 NO_DYNAMIC = "no dynamic model"
-FULL_HD = (544, 960)  # packed; tiles for a dynamic-only file over the memory budget
 MB = 2 ** 20
 # Whole-image memory: LiteRT resizing a dynamic file holds roughly every activation (as float32) without reuse,
 # plus the float input/output copies of Runner and run_tiled. Measured peak RSS growth on this repo's four nets,
@@ -249,13 +253,13 @@ class Scorer:
         from tflite_isp.nets import architectures  # lazy: TensorFlow loads only when this runs
 
         blacks, whites = check_fits(entry, self.split)
-        multiple = architectures.input_multiple(entry.recipe.model)
+        multiple, scale = architectures.input_multiple(entry.recipe.model), entry.recipe.input.scale
         fixed_tile = None if -1 in entry.input_shape[1:3] else tuple(entry.input_shape[1:3])
         dynamic, why_not = dynamic_file(entry)
         started = time.perf_counter()
         fixed_model = flatbuffer.read(entry.path)
         # the tiled path: the fixed file at its size, else a dynamic file at Full HD tiles
-        tile = fixed_tile or FULL_HD
+        tile = fixed_tile or records.full_hd_packed(entry.input_shape[-1])
         radius = receptive_field.receptive_radius(fixed_model)
         margin = self.cfg.tile_margin
         if margin is None:
@@ -277,9 +281,9 @@ class Scorer:
             h, w = x.shape[:2]
             whole = tiling.round_up(h, multiple) * tiling.round_up(w, multiple)
             if dynamic is not None and per_pixel * whole <= budget:
-                return tiling.run_tiled(runner(dynamic), x, None, multiple=multiple), WHOLE
+                return tiling.run_tiled(runner(dynamic), x, None, multiple=multiple, scale=scale), WHOLE
             path = entry.path if fixed_tile else dynamic
-            out = tiling.run_tiled(runner(path), x, tile, margin=margin, multiple=multiple)
+            out = tiling.run_tiled(runner(path), x, tile, margin=margin, multiple=multiple, scale=scale)
             how = tiling.describe((h, w), tile, margin=margin, radius=radius, multiple=multiple)
             return out, how + (f" ({NO_DYNAMIC})" if dynamic is None else "")
 
@@ -303,7 +307,7 @@ class Scorer:
         measured = self.source.measure(entry)
         macs = entry.details["macs"]
         if macs is not None:  # MACs scale with pixels in these fully convolutional nets
-            macs *= np.prod(records.FULL_HD_PACKED) / np.prod(entry.input_shape[1:3])
+            macs *= np.prod(records.full_hd_packed(entry.input_shape[-1])) / np.prod(entry.input_shape[1:3])
         return leaderboard.new_row(
             entry.name, model=entry.recipe.name, precision=entry.precision, framework=FRAMEWORK,
             path=str(entry.path), size_kb=round(entry.details["size_kb"], 2),
@@ -315,7 +319,8 @@ class Scorer:
     def baseline_row(self) -> dict:
         """The classical ISP on the same RAW inputs, scored by the same code, timed here at Full HD."""
         isp = baseline.Baseline()
-        name = f"LibRaw {isp.demosaic} (classical ISP)"
+        remosaic = " on the pixel-swap Bayer remosaic" if bayer.is_quad(self.split.pattern) else ""
+        name = f"LibRaw {isp.demosaic}{remosaic} (classical ISP)"
         quality = self._quality(name, lambda i, pair, mosaic: baseline.render(pair, self.split, isp))
         timing = baseline.time_full_hd(self.split.pairs[0], self.split, isp)
         return leaderboard.new_row(
