@@ -82,11 +82,17 @@ def run(cfg: TrainConfig) -> dict:
 # --- Check the model and settings -----------------------------------------------------------
 
 
+def full_hd_packed(recipe) -> tuple:
+    """A Full HD RAW frame (1088 x 1920) as the model's packed input: 272 x 480 for Quad Bayer, else 544 x 960."""
+    return (272, 480) if recipe.input.cfa == "quad" else (544, 960)
+
+
 def _check_model(cfg: TrainConfig, recipe) -> tuple:
     """(input multiple, the model built at Full HD, loss function); bad model or train settings fail here."""
     try:
         multiple = architectures.input_multiple(recipe.model)
-        full_hd = architectures.build(recipe.model, height=544, width=960, batch=1, cfa=recipe.input.cfa)
+        h, w = full_hd_packed(recipe)
+        full_hd = architectures.build(recipe.model, height=h, width=w, batch=1, cfa=recipe.input.cfa)
     except ValueError as err:
         raise fail(recipe.source or recipe.name, str(err)) from None
     check(cfg, multiple, recipe)
@@ -280,8 +286,9 @@ def _start_metrics(t: _Training, recipe, data: Data, full_hd, strategy) -> None:
     t.writer = (tf.summary.create_file_writer(str(t.run_dir / "logs")) if t.is_chief
                 else tf.summary.create_noop_writer())
     replicas = strategy.num_replicas_in_sync
+    h, w = full_hd_packed(recipe)
     log(t.is_chief, f"training {recipe.name} ({t.metrics['parameters']:,} parameters, {macs / 1e9:.2f} GMAC at "
-                    f"544x960x{recipe.input.channels}) on {data.layout}:{data.root} ({len(data.train.pairs)} train / "
+                    f"{h}x{w}x{recipe.input.channels}) on {data.layout}:{data.root} ({len(data.train.pairs)} train / "
                     f"{len(data.val.pairs)} val pairs), {t.total_steps} steps of batch {cfg.batch}, patch "
                     f"{cfg.patch}, in sync on {replicas} replica{'s' if replicas > 1 else ''}, run dir {t.run_dir}")
 
