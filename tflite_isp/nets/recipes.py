@@ -58,6 +58,11 @@ class InputSpec:
         """Output pixels per packed input pixel (the CFA's period)."""
         return 4 if self.cfa == "quad" else 2
 
+    @property
+    def full_hd(self) -> tuple:
+        """A Full HD RAW frame (1088 x 1920) as this input: 544 x 960 packed Bayer, 272 x 480 Quad Bayer."""
+        return 1088 // self.scale, 1920 // self.scale
+
     def render(self, x, out, xp=np):
         """The model's output as sRGB in [0, 1]: an ISP model writes RGB already."""
         return out
@@ -73,6 +78,7 @@ class LabSpec:
     channels = 1
     scale = 1
     cfa = None  # no CFA: the input is an L plane
+    full_hd = (544, 960)  # the frame a colourisation net's MACs are counted at
 
     @classmethod
     def from_dict(cls, d: dict) -> "LabSpec":

@@ -82,16 +82,11 @@ def run(cfg: TrainConfig) -> dict:
 # --- Check the model and settings -----------------------------------------------------------
 
 
-def full_hd_packed(recipe) -> tuple:
-    """A Full HD RAW frame (1088 x 1920) as the model's packed input: 272 x 480 for Quad Bayer, else 544 x 960."""
-    return (272, 480) if recipe.input.cfa == "quad" else (544, 960)
-
-
 def _check_model(cfg: TrainConfig, recipe) -> tuple:
     """(input multiple, the model built at Full HD, loss function); bad model or train settings fail here."""
     try:
         multiple = architectures.input_multiple(recipe.model)
-        h, w = full_hd_packed(recipe)
+        h, w = recipe.input.full_hd
         full_hd = architectures.build(recipe.model, height=h, width=w, batch=1, cfa=recipe.input.cfa)
     except ValueError as err:
         raise fail(recipe.source or recipe.name, str(err)) from None
@@ -286,7 +281,7 @@ def _start_metrics(t: _Training, recipe, data: Data, full_hd, strategy) -> None:
     t.writer = (tf.summary.create_file_writer(str(t.run_dir / "logs")) if t.is_chief
                 else tf.summary.create_noop_writer())
     replicas = strategy.num_replicas_in_sync
-    h, w = full_hd_packed(recipe)
+    h, w = recipe.input.full_hd
     log(t.is_chief, f"training {recipe.name} ({t.metrics['parameters']:,} parameters, {macs / 1e9:.2f} GMAC at "
                     f"{h}x{w}x{recipe.input.channels}) on {data.layout}:{data.root} ({len(data.train.pairs)} train / "
                     f"{len(data.val.pairs)} val pairs), {t.total_steps} steps of batch {cfg.batch}, patch "
