@@ -178,8 +178,6 @@ def _objective(cfg: TrainConfig, recipe, loss_fn, total_steps: int):
                              end_step=int(0.8 * total_steps))
 
     objective = None
-    if recipe.input.cfa == "quad" and (cfg.joint_large_head or (cfg.aux_weights and not cfg.teacher)):
-        raise UserError(f"{recipe.name} takes Quad Bayer: joint and level heads train Bayer models only")
     if cfg.joint_large_head:
         objective = objectives.Joint(recipe.model, loss_fn, large=cfg.joint_large_head, alpha=cfg.distill_alpha,
                                      name=recipe.name)
@@ -281,11 +279,11 @@ def _start_metrics(t: _Training, recipe, data: Data, full_hd, strategy) -> None:
     t.writer = (tf.summary.create_file_writer(str(t.run_dir / "logs")) if t.is_chief
                 else tf.summary.create_noop_writer())
     replicas = strategy.num_replicas_in_sync
-    h, w = recipe.input.full_hd
-    log(t.is_chief, f"training {recipe.name} ({t.metrics['parameters']:,} parameters, {macs / 1e9:.2f} GMAC at "
-                    f"{h}x{w}x{recipe.input.channels}) on {data.layout}:{data.root} ({len(data.train.pairs)} train / "
-                    f"{len(data.val.pairs)} val pairs), {t.total_steps} steps of batch {cfg.batch}, patch "
-                    f"{cfg.patch}, in sync on {replicas} replica{'s' if replicas > 1 else ''}, run dir {t.run_dir}")
+    shape = "x".join(map(str, (*recipe.input.full_hd, recipe.input.channels)))
+    log(t.is_chief, f"training {recipe.name} ({t.metrics['parameters']:,} parameters, {macs / 1e9:.2f} GMAC at {shape})"
+                    f" on {data.layout}:{data.root} ({len(data.train.pairs)} train / {len(data.val.pairs)} val pairs), "
+                    f"{t.total_steps} steps of batch {cfg.batch}, patch {cfg.patch}, in sync on {replicas} "
+                    f"replica{'s' if replicas > 1 else ''}, run dir {t.run_dir}")
 
 
 def _train_epochs(t: _Training) -> None:

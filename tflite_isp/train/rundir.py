@@ -126,6 +126,9 @@ def open_data(cfg: TrainConfig, recipe, is_chief: bool) -> tuple:
             log(is_chief, f"{recipe.name}: input.cfa = \"{kind}\" from the data ({train_split.pattern})")
             recipe = replace(recipe, input=replace(recipe.input, cfa=kind))  # a fresh network takes the data's CFA
         check_cfa(recipe.source or recipe.name, recipe.input, train_split)
+        heads = cfg.joint_large_head or (recipe.train.get("aux_weights") and not cfg.teacher)
+        if recipe.input.cfa == "quad" and heads:
+            raise UserError(f"{recipe.name} takes Quad Bayer: joint and level heads train Bayer models only")
         layouts.input_levels(train_split, recipe.input)  # fail early on a normalisation mismatch
     return recipe, Data(layout, root, train_split, val_split)
 
