@@ -122,10 +122,10 @@ def shot_metrics(cam: Path, exports: dict, root: Path, threads: int) -> tuple:
     import numpy as np
 
     from tflite_isp.core import colour, metrics
-    from tflite_isp.raw import rawio
+    from tflite_isp.raw import render
 
     shots = sorted((cam / "shots").glob("*.dng"))
-    outputs = {"LibRaw (AHD, camera WB, sRGB gamma)": {s.name: rawio.render_srgb(s, gamma=(2.4, 12.92))
+    outputs = {"LibRaw (AHD, camera WB, sRGB gamma)": {s.name: render.render_srgb(s, gamma=(2.4, 12.92))
                                                          for s in shots}}
     for tag, export in exports.items():
         folder = root / "enhanced" / tag

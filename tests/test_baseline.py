@@ -17,7 +17,7 @@ import pytest
 
 from tflite_isp.core.errors import UserError
 from tflite_isp.data import layouts
-from tflite_isp.raw import bayer, rawio
+from tflite_isp.raw import bayer, render
 from tflite_isp.score import baseline
 
 ISP_PSNR_FLOOR = 15.0
@@ -91,7 +91,7 @@ def test_rewritten_dng_renders_like_the_file(lowlight_data, sid_split):
     """The DNG the baseline writes carries the file's levels, WB and colour matrix: ratio 1 = the GT recipe."""
     long = sorted((Path(lowlight_data) / "Sony" / "long").glob("1*.dng"))[0]
     ours = baseline.render(layouts.Pair(str(long), "", 1.0), sid_split)
-    assert _psnr(ours, rawio.render_srgb(long)) > 60.0  # measured 82-122 dB (AHD flips a few edge pixels)
+    assert _psnr(ours, render.render_srgb(long)) > 60.0  # measured 82-122 dB (AHD flips a few edge pixels)
 
 
 @pytest.mark.parametrize("pattern", bayer.PATTERNS)

@@ -12,6 +12,7 @@ from tflite_isp.core.tf import tf
 from tflite_isp.data import layouts, pipeline
 from tflite_isp.nets import recipes
 from tflite_isp.raw import bayer
+from tflite_isp.raw import render as render_mod
 
 SMALLNET = recipes.load_recipe("smallnet")
 SID = recipes.load_recipe("sid_unet")
@@ -78,12 +79,11 @@ def test_sid_ground_truth_cache_key_follows_the_render_settings(lowlight_data, m
 
 def test_sid_ground_truth_of_another_size_is_one_error_naming_the_pair(lowlight_data, tmp_path, monkeypatch):
     """A rendering that does not cover its mosaic (LibRaw cropping two columns) fails when the split opens."""
-    from tflite_isp.raw import rawio
 
     root = tmp_path / "sid"
     shutil.copytree(lowlight_data, root)  # other paths: nothing cached yet
-    render = rawio.render_srgb
-    monkeypatch.setattr(rawio, "render_srgb", lambda path, **kw: render(path, **kw)[:, :-2])
+    render = render_mod.render_srgb
+    monkeypatch.setattr(render_mod, "render_srgb", lambda path, **kw: render(path, **kw)[:, :-2])
     with pytest.raises(UserError) as err:
         layouts.open_split("sid", root, "val")
     short, long = (root / "Sony_val_list.txt").read_text().split()[:2]

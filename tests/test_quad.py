@@ -8,7 +8,7 @@ from conftest import make_run, run_module
 from PIL import Image
 
 from tflite_isp.core.errors import UserError
-from tflite_isp.raw import dng, rawio
+from tflite_isp.raw import bayer, dng, rawio, render
 from tflite_isp.raw import unprocess as up
 
 XYZ_TO_CAM = up.SONY_A7S2_XYZ_TO_CAM
@@ -109,8 +109,11 @@ def test_quad_dng_reads_back_and_other_cfas_are_one_line(tmp_path):
     black = dng.write_dng(tmp_path / "b.dng", m, pattern="quad-RGGB", black=[60, 62, 64, 66], white=1023,
                           xyz_to_cam=XYZ_TO_CAM, as_shot_neutral=[0.5, 1.0, 0.6])
     assert rawio.read_raw(black).black == (60.0, 62.0, 64.0, 66.0)
-    with pytest.raises(UserError, match="q.dng: is a Quad Bayer RAW"):
-        rawio.render_srgb(raw)
+    # LibRaw has no 4x4 demosaic: a quad file renders as its pixel-swap Bayer remosaic with the same tags
+    swapped, pattern = bayer.remosaic_quad(frame.mosaic, frame.pattern)
+    twin = dng.write_dng(tmp_path / "twin.dng", swapped, pattern=pattern, black=64, white=SENSOR["white"],
+                         xyz_to_cam=XYZ_TO_CAM, as_shot_neutral=[0.5, 1.0, 0.6])
+    np.testing.assert_array_equal(render.render_srgb(raw), render.render_srgb(twin))
     xtrans = dng.write_dng(tmp_path / "x.dng", m[:60], pattern="RGGB", black=64, white=1023, xyz_to_cam=XYZ_TO_CAM,
                            as_shot_neutral=[0.5, 1.0, 0.6], cfa_repeat=dng.XTRANS)
     with pytest.raises(UserError, match=r"x.dng: not a 2x2 Bayer or 4x4 Quad Bayer CFA \(pattern 6x6"):

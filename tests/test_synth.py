@@ -14,7 +14,7 @@ from skimage.metrics import peak_signal_noise_ratio
 from tflite_isp.core.errors import UserError
 from tflite_isp.data import cli as data
 from tflite_isp.data import synth
-from tflite_isp.raw import bayer, rawio
+from tflite_isp.raw import bayer, rawio, render
 from tflite_isp.raw import unprocess as up
 from tflite_isp.raw.dng import write_dng
 
@@ -83,7 +83,7 @@ def test_unprocessed_astronaut_renders_back(tmp_path):
                      xyz_to_cam=up.SONY_A7S2_XYZ_TO_CAM, as_shot_neutral=(1 / gains[1], 1.0, 1 / gains[2]))
     # LibRaw applies WB, demosaics, undoes the camera matrix and a pure 2.2 gamma; the tone
     # curve is the only step it does not know about.
-    rendered = up.smoothstep(rawio.render_srgb(path, gamma=(2.2, 0.0)))
+    rendered = up.smoothstep(render.render_srgb(path, gamma=(2.2, 0.0)))
     assert peak_signal_noise_ratio(photo, rendered.astype(np.float32), data_range=1.0) > 30
 
 

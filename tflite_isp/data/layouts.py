@@ -26,6 +26,7 @@ from tflite_isp.core.cache import cache_dir
 from tflite_isp.core.errors import UserError, fail
 from tflite_isp.data.photos import IMAGE_EXTS, file_split
 from tflite_isp.raw import bayer, rawio
+from tflite_isp.raw import render as render_mod
 
 LAYOUTS = ("mai21", "zurich", "sid", "images")
 SPLITS = ("train", "val", "test")
@@ -223,14 +224,14 @@ def sid_gt_key(long_path: Path, settings: dict) -> str:
 
 
 def sid_ground_truth(long_path, **render) -> Path:
-    """rawpy rendering of a long exposure (SID's GT recipe; ``render``: rawio.render_srgb's settings) as 16-bit PNG,
+    """rawpy rendering of a long exposure (SID's GT recipe; ``render``: render.render_srgb's settings) as 16-bit PNG,
     computed once per file and settings, and cached."""
 
     long_path = Path(long_path).resolve()
-    out = cache_dir() / "sid_gt" / f"{sid_gt_key(long_path, rawio.srgb_settings(**render))}.png"
+    out = cache_dir() / "sid_gt" / f"{sid_gt_key(long_path, render_mod.srgb_settings(**render))}.png"
     if out.is_file():
         return out
-    rgb = rawio.render_srgb(long_path, **render)
+    rgb = render_mod.render_srgb(long_path, **render)
     from tflite_isp.core.tf import tf  # lazy: TensorFlow loads only when this runs
 
     data = tf.io.encode_png(np.round(rgb * 65535.0).astype(np.uint16)).numpy()

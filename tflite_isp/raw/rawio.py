@@ -35,8 +35,6 @@ class RawFrame:
 @contextmanager
 def _open(path):
     """rawpy handle; any LibRaw failure (also the lazy unpack of a truncated file) becomes a UserError."""
-    import rawpy
-
     path = Path(path)
     if not path.is_file():
         raise fail(path, "no such file")
@@ -118,27 +116,3 @@ def _read_quad(raw, path, pattern: str, black) -> RawFrame:
     mosaic = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
     h, w = mosaic.shape
     return RawFrame(mosaic[: h - h % 4, : w - w % 4], pattern, black, float(raw.white_level), wb, str(path))
-
-
-def srgb_settings(*, demosaic: str = "AHD", gamma=(2.222, 4.5)) -> dict:
-    """Every LibRaw postprocess setting :func:`render_srgb` uses, by name (JSON-friendly: a cache key's part)."""
-    return {"use_camera_wb": True, "no_auto_bright": True, "output_bps": 16, "user_flip": 0,
-            "adjust_maximum_thr": 0.0, "gamma": [float(g) for g in gamma], "demosaic_algorithm": str(demosaic)}
-
-
-def render_srgb(path, *, demosaic: str = "AHD", gamma=(2.222, 4.5)) -> np.ndarray:
-    """Classical LibRaw rendering, float32 H x W x 3 in [0, 1].
-
-    The SID ground-truth recipe: camera white balance, no auto-brightening, 16-bit output,
-    default BT.709 gamma; plus a fixed orientation and white level so results are repeatable.
-    """
-
-    settings = srgb_settings(demosaic=demosaic, gamma=gamma)
-    settings.update(gamma=tuple(settings["gamma"]), demosaic_algorithm=getattr(rawpy.DemosaicAlgorithm, demosaic))
-    if Path(path).is_file() and _tagged_cfa(path)[0]:
-        raise fail(path, "is a Quad Bayer RAW; LibRaw's demosaic reads it as a wrong 2x2 Bayer pattern, so there "
-                         "is no classical rendering of it here")
-    with _open(path) as raw:
-        rgb = raw.postprocess(**settings)
-    h, w, _ = rgb.shape
-    return rgb[: h - h % 2, : w - w % 2].astype(np.float32) / 65535.0
