@@ -184,3 +184,17 @@ def test_quad_bayer_camera_profile_and_calibration(tmp_path):
     assert row["K"] == pytest.approx(sensor.iso_gain(truth, 400), rel=0.05)
     assert row["read_sigma"] == pytest.approx(sensor.draw_noise(truth, np.random.default_rng(0), [400])["read_sigma"],
                                               rel=0.05)
+
+
+def test_quad_synth_and_remosaic_commands(tmp_path):
+    """``data synth --sensor`` with a Quad Bayer profile writes a quad set; ``data remosaic`` turns it into Bayer."""
+    quad = sensor.save(sensor.from_dict({**sensor.BUILTIN["example-12bit"], "name": "q", "pattern": "quad-GRBG"}),
+                       tmp_path / "quad.json")
+    data, bayer_set = tmp_path / "quad", tmp_path / "bayer"
+    proc = run_module("tflite_isp.data", "synth", "--task", "isp", "--sensor", quad, "--small", "--out", data,
+                      check=True)
+    assert "quad-GRBG 12-bit" in proc.stdout
+    proc = run_module("tflite_isp.data", "remosaic", data, "--out", bayer_set, check=True)
+    assert "; GRBG 12-bit" in proc.stdout
+    _one_line(run_module("tflite_isp.data", "remosaic", bayer_set, "--out", tmp_path / "again"), "already Bayer")
+    assert not (tmp_path / "again").exists()

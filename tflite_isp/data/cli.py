@@ -4,6 +4,7 @@
     python -m tflite_isp.data calibrate --dark DIR --flat DIR --profile sensor.json [--out sensor.json]
     python -m tflite_isp.data synth --out DIR [--task isp|lowlight|colorize|both] [--sensor sensor.json|NAME]
                                     [--photos DIR] [--iso 800,3200] [--ratios 100,300] [--seed N] [--small]
+    python -m tflite_isp.data remosaic QUAD_DIR --out DIR
     python -m tflite_isp.data info DIR
 
 ``--task both`` writes ``DIR/isp`` and ``DIR/lowlight`` (the cache's layout); a single task
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 
 from tflite_isp.core.errors import UserError, fail, run_cli
-from tflite_isp.data import camera_files, photos, synth
+from tflite_isp.data import camera_files, photos, remosaic, synth
 from tflite_isp.raw import sensor
 
 SPLITS = ("train", "val", "test")
@@ -131,6 +132,10 @@ def _parser() -> argparse.ArgumentParser:
                                                      "(camera)")
     synth_cmd.add_argument("--seed", type=int, default=0)
     synth_cmd.add_argument("--small", action="store_true", help="a tiny set for tests")
+    remo = sub.add_parser("remosaic", help="a Quad Bayer PNG-layout set remosaiced to Bayer (pixel swap), for "
+                                           "4-channel models")
+    remo.add_argument("dir", type=Path, help="the Quad Bayer set (mai21 or zurich layout, with sensor.json)")
+    remo.add_argument("--out", required=True, type=Path, help="new or empty folder")
     info = sub.add_parser("info", help="count the pairs in a dataset folder")
     info.add_argument("dir", type=Path)
     return parser
@@ -173,6 +178,8 @@ def main(argv=None) -> int:
         print("\n".join(describe(args.dir)))
     elif args.command == "synth":
         print("\n".join(_synth(args)))
+    elif args.command == "remosaic":
+        print("\n".join(describe(remosaic.remosaic_dataset(args.dir, args.out))))
     elif args.command == "profile":
         from tflite_isp.raw import camera  # lazy: rawpy and tifffile only for profiling
 
