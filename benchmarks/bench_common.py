@@ -355,6 +355,14 @@ def add_quiet_args(p: argparse.ArgumentParser, *, quiet_cores: float = 0.3, max_
 
 # --- Reports and results files --------------------------------------------------------------------------------------
 
+def child(args: list) -> None:
+    """A project command (``python -m`` and ``args``) as a child process in the repository, its progress shown live;
+    a failure ends the benchmark in one line."""
+    proc = subprocess.run([sys.executable, "-m", *map(str, args)], cwd=REPO)
+    if proc.returncode:
+        raise SystemExit(f"error: {' '.join(map(str, args[:2]))} failed (exit {proc.returncode})")
+
+
 def start_report(benchmark: str, argv=None, *, threads=None, machine: dict | None = None, **fields) -> dict:
     """A new report: name, command, start time, provenance, machine, load average at the start, then ``fields``.
 

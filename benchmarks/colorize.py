@@ -13,7 +13,6 @@ Jetson Nano's GPU: another machine). Writes ``colorize.{md,json}`` to ``--out``.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 from bench_common import (
     REPO,
     add_common_args,
+    child,
     finish_report,
     header,
     log,
@@ -49,13 +49,6 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def _child(args: list) -> None:
-    """A project command as a child process, its progress shown live; a failure ends the benchmark in one line."""
-    proc = subprocess.run([sys.executable, "-m", *args], cwd=REPO)
-    if proc.returncode:
-        raise SystemExit(f"error: {' '.join(args[:2])} failed (exit {proc.returncode})")
-
-
 def train_and_export(tag: str, recipe: str, loss: str, root: Path, fraction: float) -> Path:
     from tflite_isp.nets import recipes  # lazy: the project's modules load after the argument check
 
@@ -64,10 +57,10 @@ def train_and_export(tag: str, recipe: str, loss: str, root: Path, fraction: flo
     if not (metrics.is_file() and json.loads(metrics.read_text()).get("finished")):
         train = recipes.load_recipe(recipe).train
         epochs = max(1, round(int(train["epochs"]) * fraction))
-        _child(["tflite_isp.train", "--model", recipe, "--loss", loss, "--epochs", str(epochs), "--out", str(run)]
+        child(["tflite_isp.train", "--model", recipe, "--loss", loss, "--epochs", str(epochs), "--out", str(run)]
                + (["--resume"] if (run / "checkpoints" / "checkpoint").is_file() else []))
     if not (run / "export" / "int8" / "manifest.json").is_file():
-        _child(["tflite_isp.export", str(run), "--int8"])
+        child(["tflite_isp.export", str(run), "--int8"])
     return run
 
 
@@ -140,9 +133,9 @@ def stream_fps(runs: dict, threads: int, root: Path, frames: int = 120) -> list:
     for tag, precision in [(t, "int8") for t in runs] + [("colorize_ae", "fp32")]:
         export = runs[tag] / "export" / precision
         if not (export / "model.tflite").is_file():
-            _child(["tflite_isp.export", str(runs[tag])] + ([] if precision == "fp32" else [f"--{precision}"]))
+            child(["tflite_isp.export", str(runs[tag])] + ([] if precision == "fp32" else [f"--{precision}"]))
         out = root / f"stream-{tag}-{precision}.json"
-        _child(["tflite_isp.stream", str(export), "--input", str(video), "--output", str(root / "stream-out.mp4"),
+        child(["tflite_isp.stream", str(export), "--input", str(video), "--output", str(root / "stream-out.mp4"),
                 "--threads", str(threads), "--json", str(out)])
         r = json.loads(out.read_text())
         rows.append({"model": tag, "precision": precision, "frames": r["frames"], "fps": r["fps"],

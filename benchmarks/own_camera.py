@@ -19,7 +19,6 @@ import base64
 import io
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 from bench_common import (
     REPO,
     add_common_args,
+    child,
     finish_report,
     generated_by,
     header,
@@ -58,17 +58,10 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def _child(args: list) -> None:
-    """A project command as a child process, its progress shown live; a failure ends the benchmark in one line."""
-    proc = subprocess.run([sys.executable, "-m", *map(str, args)], cwd=REPO)
-    if proc.returncode:
-        raise SystemExit(f"error: {' '.join(map(str, args[:2]))} failed (exit {proc.returncode})")
-
-
 def _once(done: Path, args: list) -> None:
     """Run a step unless its output exists (a rerun reuses finished steps)."""
     if not done.exists():
-        _child(args)
+        child(args)
 
 
 def camera_to_data(root: Path, shots: int) -> tuple:
@@ -76,8 +69,8 @@ def camera_to_data(root: Path, shots: int) -> tuple:
     cam, prof, data = root / "cam", root / "sensor.json", root / "data"
     _once(cam, ["tflite_isp.data", "synth", "--task", "camera", "--sensor", SENSOR, "--crops", shots, "--out", cam])
     if not prof.exists():
-        _child(["tflite_isp.data", "profile", *sorted((cam / "shots").glob("*.dng")), "--out", prof])
-        _child(["tflite_isp.data", "calibrate", "--dark", cam / "dark", "--flat", cam / "flat", "--profile", prof])
+        child(["tflite_isp.data", "profile", *sorted((cam / "shots").glob("*.dng")), "--out", prof])
+        child(["tflite_isp.data", "calibrate", "--dark", cam / "dark", "--flat", cam / "flat", "--profile", prof])
     _once(data, ["tflite_isp.data", "synth", "--task", "isp", "--sensor", prof, "--out", data])
     return cam, prof, data
 
@@ -88,7 +81,7 @@ def trained(run: Path, data: str, fraction: float, *extra) -> Path:
     metrics = run / "metrics.json"
     if not (metrics.is_file() and json.loads(metrics.read_text()).get("finished")):
         epochs = max(1, round(int(recipes.load_recipe(MODEL).train["epochs"]) * fraction))
-        _child(["tflite_isp.train", "--model", MODEL, "--data", data, "--epochs", epochs, "--out", run, *extra]
+        child(["tflite_isp.train", "--model", MODEL, "--data", data, "--epochs", epochs, "--out", run, *extra]
                + (["--resume"] if (run / "checkpoints" / "checkpoint").is_file() else []))
     _once(run / "export" / "int8" / "manifest.json", ["tflite_isp.export", run, "--int8"])
     return run

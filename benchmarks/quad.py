@@ -14,7 +14,6 @@ side, and the remosaic's own NumPy cost per Full HD frame. Writes ``quad.{md,jso
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from bench_common import (
     REPO,
     add_common_args,
+    child,
     finish_report,
     header,
     log,
@@ -54,13 +54,6 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def _child(args: list) -> None:
-    """A project command as a child process, its progress shown live; a failure ends the benchmark in one line."""
-    proc = subprocess.run([sys.executable, "-m", *map(str, args)], cwd=REPO)
-    if proc.returncode:
-        raise SystemExit(f"error: {' '.join(map(str, args[:2]))} failed (exit {proc.returncode})")
-
-
 def make_data(root: Path, crops) -> dict:
     """The quad set (synthesised once) and its remosaiced Bayer copy."""
     from tflite_isp.data import remosaic, synth  # lazy: the project's modules load after the argument check
@@ -83,10 +76,10 @@ def train_and_export(tag: str, data: Path, root: Path, fraction: float) -> Path:
     metrics = run / "metrics.json"
     if not (metrics.is_file() and json.loads(metrics.read_text()).get("finished")):
         epochs = max(1, round(int(recipes.load_recipe("smallnet").train["epochs"]) * fraction))
-        _child(["tflite_isp.train", "--model", "smallnet", "--levels", "file", "--data", f"mai21:{data}",
+        child(["tflite_isp.train", "--model", "smallnet", "--levels", "file", "--data", f"mai21:{data}",
                 "--epochs", epochs, "--out", run])
     if not (run / "export" / "int8" / "manifest.json").is_file():
-        _child(["tflite_isp.export", run, "--int8", "--fidelity_images", "2"])  # Full HD packed: 272x480 / 544x960
+        child(["tflite_isp.export", run, "--int8", "--fidelity_images", "2"])  # Full HD packed: 272x480 / 544x960
     return run
 
 
