@@ -355,7 +355,7 @@ def add_quiet_args(p: argparse.ArgumentParser, *, quiet_cores: float = 0.3, max_
 
 # --- Reports and results files --------------------------------------------------------------------------------------
 
-def child(args: list) -> None:
+def command(args: list) -> None:
     """A project command (``python -m`` and ``args``) as a child process in the repository, its progress shown live;
     a failure ends the benchmark in one line."""
     proc = subprocess.run([sys.executable, "-m", *map(str, args)], cwd=REPO)

@@ -20,7 +20,7 @@ from pathlib import Path
 from bench_common import (
     REPO,
     add_common_args,
-    child,
+    command,
     finish_report,
     header,
     log,
@@ -57,10 +57,10 @@ def train_and_export(tag: str, recipe: str, loss: str, root: Path, fraction: flo
     if not (metrics.is_file() and json.loads(metrics.read_text()).get("finished")):
         train = recipes.load_recipe(recipe).train
         epochs = max(1, round(int(train["epochs"]) * fraction))
-        child(["tflite_isp.train", "--model", recipe, "--loss", loss, "--epochs", str(epochs), "--out", str(run)]
+        command(["tflite_isp.train", "--model", recipe, "--loss", loss, "--epochs", str(epochs), "--out", str(run)]
                + (["--resume"] if (run / "checkpoints" / "checkpoint").is_file() else []))
     if not (run / "export" / "int8" / "manifest.json").is_file():
-        child(["tflite_isp.export", str(run), "--int8"])
+        command(["tflite_isp.export", str(run), "--int8"])
     return run
 
 
@@ -133,9 +133,9 @@ def stream_fps(runs: dict, threads: int, root: Path, frames: int = 120) -> list:
     for tag, precision in [(t, "int8") for t in runs] + [("colorize_ae", "fp32")]:
         export = runs[tag] / "export" / precision
         if not (export / "model.tflite").is_file():
-            child(["tflite_isp.export", str(runs[tag])] + ([] if precision == "fp32" else [f"--{precision}"]))
+            command(["tflite_isp.export", str(runs[tag])] + ([] if precision == "fp32" else [f"--{precision}"]))
         out = root / f"stream-{tag}-{precision}.json"
-        child(["tflite_isp.stream", str(export), "--input", str(video), "--output", str(root / "stream-out.mp4"),
+        command(["tflite_isp.stream", str(export), "--input", str(video), "--output", str(root / "stream-out.mp4"),
                 "--threads", str(threads), "--json", str(out)])
         r = json.loads(out.read_text())
         rows.append({"model": tag, "precision": precision, "frames": r["frames"], "fps": r["fps"],

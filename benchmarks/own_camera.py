@@ -26,7 +26,7 @@ from pathlib import Path
 from bench_common import (
     REPO,
     add_common_args,
-    child,
+    command,
     finish_report,
     generated_by,
     header,
@@ -61,7 +61,7 @@ def parse_args(argv):
 def _once(done: Path, args: list) -> None:
     """Run a step unless its output exists (a rerun reuses finished steps)."""
     if not done.exists():
-        child(args)
+        command(args)
 
 
 def camera_to_data(root: Path, shots: int) -> tuple:
@@ -69,8 +69,8 @@ def camera_to_data(root: Path, shots: int) -> tuple:
     cam, prof, data = root / "cam", root / "sensor.json", root / "data"
     _once(cam, ["tflite_isp.data", "synth", "--task", "camera", "--sensor", SENSOR, "--crops", shots, "--out", cam])
     if not prof.exists():
-        child(["tflite_isp.data", "profile", *sorted((cam / "shots").glob("*.dng")), "--out", prof])
-        child(["tflite_isp.data", "calibrate", "--dark", cam / "dark", "--flat", cam / "flat", "--profile", prof])
+        command(["tflite_isp.data", "profile", *sorted((cam / "shots").glob("*.dng")), "--out", prof])
+        command(["tflite_isp.data", "calibrate", "--dark", cam / "dark", "--flat", cam / "flat", "--profile", prof])
     _once(data, ["tflite_isp.data", "synth", "--task", "isp", "--sensor", prof, "--out", data])
     return cam, prof, data
 
@@ -81,7 +81,7 @@ def trained(run: Path, data: str, fraction: float, *extra) -> Path:
     metrics = run / "metrics.json"
     if not (metrics.is_file() and json.loads(metrics.read_text()).get("finished")):
         epochs = max(1, round(int(recipes.load_recipe(MODEL).train["epochs"]) * fraction))
-        child(["tflite_isp.train", "--model", MODEL, "--data", data, "--epochs", epochs, "--out", run, *extra]
+        command(["tflite_isp.train", "--model", MODEL, "--data", data, "--epochs", epochs, "--out", run, *extra]
                + (["--resume"] if (run / "checkpoints" / "checkpoint").is_file() else []))
     _once(run / "export" / "int8" / "manifest.json", ["tflite_isp.export", run, "--int8"])
     return run

@@ -21,7 +21,7 @@ from pathlib import Path
 from bench_common import (
     REPO,
     add_common_args,
-    child,
+    command,
     finish_report,
     header,
     log,
@@ -76,10 +76,10 @@ def train_and_export(tag: str, data: Path, root: Path, fraction: float) -> Path:
     metrics = run / "metrics.json"
     if not (metrics.is_file() and json.loads(metrics.read_text()).get("finished")):
         epochs = max(1, round(int(recipes.load_recipe("smallnet").train["epochs"]) * fraction))
-        child(["tflite_isp.train", "--model", "smallnet", "--levels", "file", "--data", f"mai21:{data}",
+        command(["tflite_isp.train", "--model", "smallnet", "--levels", "file", "--data", f"mai21:{data}",
                 "--epochs", epochs, "--out", run])
     if not (run / "export" / "int8" / "manifest.json").is_file():
-        child(["tflite_isp.export", run, "--int8", "--fidelity_images", "2"])  # Full HD packed: 272x480 / 544x960
+        command(["tflite_isp.export", run, "--int8", "--fidelity_images", "2"])  # Full HD packed: 272x480 / 544x960
     return run
 
 
