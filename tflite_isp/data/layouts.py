@@ -380,15 +380,20 @@ def file_levels(spec, black, white: float, where) -> tuple:
     return black4, model_white
 
 
-def input_levels(split: Split, spec) -> tuple:
-    """(black per packed channel, white) for a model's InputSpec on this split's files.
+def check_cfa(source, spec, split) -> None:
+    """A Bayer model (``spec.cfa``) on Quad Bayer data or the reverse: one line naming ``source`` and the data."""
+    if spec.cfa != bayer.cfa_kind(split.pattern):
+        raise fail(source, f"takes {spec.cfa} RAW (input.cfa = \"{spec.cfa}\") but {split.layout}:{split.root} is "
+                           f"{split.pattern}; train a new network on it (a fresh --model takes the data's CFA)")
 
-    Returns arrays of shape (n_pairs, 4) and (n_pairs,), in the model's channel order.
-    """
+
+def input_levels(split: Split, spec) -> tuple:
+    """(black per colour, white) for a model's InputSpec on this split's files: arrays (n_pairs, 4) and (n_pairs,),
+    in the model's colour order."""
     levels = [file_levels(spec, p.black, p.white, p.raw) for p in split.pairs]
     return (np.asarray([b for b, _ in levels], np.float32).reshape(-1, 4),
             np.asarray([w for _, w in levels], np.float32))
 
 
-__all__ = ["Pair", "Split", "open_split", "parse_data_flag", "input_levels", "file_levels", "sid_ratio",
+__all__ = ["Pair", "Split", "open_split", "parse_data_flag", "input_levels", "file_levels", "check_cfa", "sid_ratio",
            "sid_exposure", "png_header"]

@@ -15,7 +15,6 @@ from tflite_isp.export.config import ExportConfig, data_source, load_source, uni
 from tflite_isp.export.manifest import file_record, publish, sha256, tool_versions
 from tflite_isp.run.litert import Runner
 from tflite_isp.run.records import COLOUR_FRAME, FULL_HD_PACKED, full_hd_packed
-from tflite_isp.train.rundir import check_cfa
 
 #: --size when none is given: Full HD RAW packed for ISP models, the published 256 x 256 for colourisation (the sizes
 #: the runtime is timed at, run.records)
@@ -46,7 +45,7 @@ class Exporter:
             raise fail(self.root, f"{self.layout} is {self.train_split.task} data but {self.recipe.name} is a "
                                   f"{self.recipe.task} model")
         if self.recipe.task != "colorize":
-            check_cfa(cfg.source, spec, self.train_split)
+            layouts.check_cfa(cfg.source, spec, self.train_split)
         self.levels = None
         if cfg.raw_input:
             if self.recipe.task == "colorize":

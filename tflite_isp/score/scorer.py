@@ -80,9 +80,7 @@ def check_fits(entry: Entry, split) -> tuple:
 
     if entry.recipe.task != split.task:
         raise fail(entry.path, f"a {entry.recipe.task} model cannot score on {split.layout} {split.task} data")
-    if bayer.cfa_kind(split.pattern) != entry.recipe.input.cfa:
-        raise fail(entry.path, f"takes {entry.recipe.input.cfa} RAW (input.cfa = \"{entry.recipe.input.cfa}\") but "
-                               f"{split.layout}:{split.root} is {split.pattern}")
+    layouts.check_cfa(entry.path, entry.recipe.input, split)
     levels = layouts.input_levels(split, entry.recipe.input)
     if entry.levels:
         for p in split.pairs:

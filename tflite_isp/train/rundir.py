@@ -125,21 +125,12 @@ def open_data(cfg: TrainConfig, recipe, is_chief: bool) -> tuple:
         if recipe.input.cfa != kind and not (cfg.resume or cfg.init_from or cfg.teacher or cfg.channel_prune):
             log(is_chief, f"{recipe.name}: input.cfa = \"{kind}\" from the data ({train_split.pattern})")
             recipe = replace(recipe, input=replace(recipe.input, cfa=kind))  # a fresh network takes the data's CFA
-        check_cfa(recipe.source or recipe.name, recipe.input, train_split)
+        layouts.check_cfa(recipe.source or recipe.name, recipe.input, train_split)
         heads = cfg.joint_large_head or (recipe.train.get("aux_weights") and not cfg.teacher)
         if recipe.input.cfa == "quad" and heads:
             raise UserError(f"{recipe.name} takes Quad Bayer: joint and level heads train Bayer models only")
         layouts.input_levels(train_split, recipe.input)  # fail early on a normalisation mismatch
     return recipe, Data(layout, root, train_split, val_split)
-
-
-def check_cfa(source, spec, split) -> None:
-    """A Bayer model's weights (``spec.cfa``) on Quad Bayer data or the reverse: a one-line error naming ``source``
-    (the recipe or run) and the data."""
-    kind = bayer.cfa_kind(split.pattern)
-    if spec.cfa != kind:
-        raise fail(source, f"takes {spec.cfa} RAW (input.cfa = \"{spec.cfa}\") but {split.layout}:{split.root} is "
-                           f"{split.pattern}; train a new network on it (a fresh --model takes the data's CFA)")
 
 
 def write_run_files(run_dir: Path, cfg: TrainConfig, recipe, data: Data, is_chief: bool) -> None:
