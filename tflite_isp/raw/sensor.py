@@ -248,7 +248,7 @@ def with_noise(profile: SensorProfile, result: dict) -> SensorProfile:
 
 def summary(profile: SensorProfile) -> str:
     """A few lines for people: CFA, levels, white balance, noise."""
-    n = profile.noise
+    n, camera = profile.noise, f"{profile.make} {profile.model}".strip()
     if n["model"] == "eld":
         isos = [row["iso"] for row in n.get("per_iso", ()) if row.get("iso")]
         noise = (f"ELD K {n['k_min']:.3g}..{n['k_max']:.3g} DN/e-"
@@ -256,7 +256,7 @@ def summary(profile: SensorProfile) -> str:
     else:
         noise = n.get("source", "Brooks")
     return "\n".join([
-        f"sensor {profile.name}: {profile.make} {profile.model}".rstrip(),
+        f"sensor {profile.name}" + ("" if camera in ("", profile.name) else f": {camera}"),
         f"  CFA {profile.pattern}, {profile.bit_depth}-bit, black {'/'.join(f'{b:g}' for b in profile.black)}, "
         f"white {profile.white:g}" + (f", {profile.size[1]}x{profile.size[0]}" if profile.size else ""),
         f"  white balance: red gain {profile.red_gain[0]:.3f}..{profile.red_gain[1]:.3f}, "
