@@ -151,23 +151,24 @@ def make_dng(path: Path) -> dict:
     import numpy as np
     from skimage.transform import resize
 
-    from tflite_isp.data import synth
+    from tflite_isp.data import photos, synth
+    from tflite_isp.raw import sensor as sensors
     from tflite_isp.raw import unprocess as up
     from tflite_isp.raw.dng import write_dng
 
-    sensor = synth.ISP_SENSOR
-    meta = {"photo": PHOTO, "raw_shape": list(RAW_SIZE), "seed": SEED, "pattern": sensor["pattern"],
-            "black": sensor["black"], "white": sensor["white"], "bit_depth": sensor["bit_depth"]}
+    sensor = sensors.builtin(synth.ISP_PROFILE)
+    meta = {"photo": PHOTO, "raw_shape": list(RAW_SIZE), "seed": SEED, "pattern": sensor.pattern,
+            "black": int(sensor.black[0]), "white": int(sensor.white), "bit_depth": sensor.bit_depth}
     if path.is_file():
         return {**meta, "made": False}
     t0 = time.perf_counter()
-    photo = synth.load_photo(PHOTO)
+    photo = photos.load_photo(PHOTO)
     srgb = np.clip(resize(photo, RAW_SIZE, order=1, anti_aliasing=False), 0.0, 1.0).astype(np.float32)
     gains = up.random_gains(np.random.default_rng(SEED))  # isp_pair draws these first from the same generator
     mosaic, _ = synth.isp_pair(srgb, np.random.default_rng(SEED))
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_dng(path, mosaic, pattern=sensor["pattern"], black=sensor["black"], white=sensor["white"],
-              xyz_to_cam=sensor["xyz_to_cam"], as_shot_neutral=[1.0 / gains[1], 1.0, 1.0 / gains[2]],
+    write_dng(path, mosaic, pattern=sensor.pattern, black=int(sensor.black[0]), white=int(sensor.white),
+              xyz_to_cam=sensor.xyz_to_cam, as_shot_neutral=[1.0 / gains[1], 1.0, 1.0 / gains[2]],
               model="synthetic 4240x2832")
     log(f"wrote {path} ({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.0f} s")
     return {**meta, "made": True, "make_s": round(time.perf_counter() - t0, 1)}

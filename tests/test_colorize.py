@@ -18,9 +18,9 @@ def colour_data(tmp_path_factory):
 
 
 def _photo():
-    from tflite_isp.data import synth
+    from tflite_isp.data import photos
 
-    return np.asarray(synth.load_photo("coffee"), np.float64)
+    return np.asarray(photos.load_photo("coffee"), np.float64)
 
 # --- The colour convention -------------------------------------------------------------------
 

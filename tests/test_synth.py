@@ -13,7 +13,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from tflite_isp.core.errors import UserError
 from tflite_isp.data import cli as data
-from tflite_isp.data import synth
+from tflite_isp.data import photos, synth
 from tflite_isp.raw import bayer, rawio, render
 from tflite_isp.raw import unprocess as up
 from tflite_isp.raw.dng import write_dng
@@ -75,7 +75,7 @@ def test_write_dng_scalar_black_and_bad_paths(tmp_path):
 # --- (b) a real round trip through LibRaw ----------------------------------------------------
 
 def test_unprocessed_astronaut_renders_back(tmp_path):
-    photo = synth.load_photo("astronaut")
+    photo = photos.load_photo("astronaut")
     gains = (1.0, 2.1, 1.7)
     linear = up.unprocess(photo, up.rgb_to_cam(up.SONY_A7S2_XYZ_TO_CAM), gains)
     raw = up.to_dn(up.mosaic(linear, "RGGB"), 512, 16383)
@@ -95,7 +95,7 @@ def test_make_isp_layout_and_content(shared_tmp):
     sensor = json.loads((root / "sensor.json").read_text())
     assert sensor["pattern"] == "RGGB" and sensor["black"] == 64 and sensor["white"] == 1023
     np.testing.assert_allclose(np.sum(sensor["rgb_to_cam"], axis=1), 1.0, atol=1e-5)
-    for split in synth.SPLITS:
+    for split in photos.SPLITS:
         raws = sorted((root / split / "mediatek_raw").iterdir())
         targets = sorted((root / split / "fujifilm").iterdir())
         n = manifest["counts"][split]
@@ -109,11 +109,11 @@ def test_make_isp_layout_and_content(shared_tmp):
     train = np.stack([iio.imread(p) for p in (root / "train" / "mediatek_raw").iterdir()])
     assert np.percentile(train, 1) >= 50, "black pedestal (64) should hold up the darkest pixels"
     assert train.min() < 64, "noise should dip below black instead of being clipped at it"
-    photos = manifest["photos"]
-    all_photos = sum(photos.values(), [])
-    assert len(all_photos) == len(set(all_photos)) == len(synth.PHOTOS)
-    assert photos["val"] == ["chelsea"] and photos["test"] == ["astronaut"]
-    assert {"motorcycle_left", "motorcycle_right"} <= set(photos["train"])
+    by_split = manifest["photos"]
+    all_photos = sum(by_split.values(), [])
+    assert len(all_photos) == len(set(all_photos)) == len(photos.PHOTOS)
+    assert by_split["val"] == ["chelsea"] and by_split["test"] == ["astronaut"]
+    assert {"motorcycle_left", "motorcycle_right"} <= set(by_split["train"])
 
 
 def test_make_isp_is_deterministic(shared_tmp, tmp_path):
@@ -143,7 +143,7 @@ def test_make_isp_refuses_bad_output(tmp_path):
 # --- (d) the lowlight set -------------------------------------------------------------------
 
 def _pairs(root: Path):
-    for split in synth.SPLITS:
+    for split in photos.SPLITS:
         for line in (root / f"Sony_{split}_list.txt").read_text().splitlines():
             short, long, iso, fnum = line.split()
             yield split, short, long, iso, fnum
@@ -152,7 +152,7 @@ def _pairs(root: Path):
 def test_make_lowlight_lists_and_files(lowlight_small):
     root = lowlight_small
     pairs = list(_pairs(root))
-    assert {p[0] for p in pairs} == set(synth.SPLITS)
+    assert {p[0] for p in pairs} == set(photos.SPLITS)
     digits = {"train": "0", "test": "1", "val": "2"}
     for split, short, long, iso, fnum in pairs:
         assert short.startswith("./Sony/short/") and long.startswith("./Sony/long/")

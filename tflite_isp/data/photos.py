@@ -34,11 +34,6 @@ def split_of(scene: str) -> str:
     return _SCENE_SPLIT.get(scene, "train")
 
 
-def split_photos() -> dict:
-    """Photo names per split, in table order."""
-    return {s: [p for p, scene, _ in PHOTOS if split_of(scene) == s] for s in SPLITS}
-
-
 
 
 @lru_cache(maxsize=None)

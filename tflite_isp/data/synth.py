@@ -27,7 +27,7 @@ import numpy as np
 
 from tflite_isp.core.cache import cache_dir
 from tflite_isp.core.errors import UserError, fail
-from tflite_isp.data.photos import PHOTOS, SPLITS, bundled, load_photo, random_crop, split_of, split_photos  # noqa: F401
+from tflite_isp.data.photos import SPLITS, bundled, random_crop
 from tflite_isp.raw import bayer, sensor
 from tflite_isp.raw import unprocess as up
 from tflite_isp.raw.dng import write_dng
@@ -278,8 +278,8 @@ def make_colorize(out_dir, *, seed: int = 0, crops_per_photo=None, eval_crops_pe
                 counts[photo.split] += 1
             _progress(f"synth colorize: {photo.name} -> {photo.split} ({n} images)")
         _write_json(tmp / "MANIFEST.json", {"task": "colorize", "generator": f"tflite_isp.synth {VERSION}",
-                                            "seed": seed, "size": size, "counts": counts, "photos": split_photos(),
-                                            "layout": "{split}/<i>.png (8-bit sRGB)"})
+                                            "seed": seed, "size": size, "counts": counts, "layout":
+                                            "{split}/<i>.png (8-bit sRGB)", "photos": _split_names(bundled())})
     return Path(out_dir)
 
 # --- The embedded cache --------------------------------------------------------------------
