@@ -48,39 +48,6 @@ from tflite_isp.run import tiling, timing
 from tflite_isp.run.litert import Runner
 from tflite_isp.run.tiling import tile_count
 
-RAW_SUFFIXES = (".dng", ".arw", ".nef", ".nrw", ".cr2", ".cr3", ".crw", ".raf", ".orf", ".rw2", ".pef", ".srw",
-                ".raw", ".rwl", ".3fr", ".iiq", ".erf", ".kdc", ".dcr", ".mos", ".mrw", ".x3f", ".srf", ".sr2")
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # --- One frame ------------------------------------------------------------------------------------------------------
 
 
@@ -176,9 +143,9 @@ def jobs(inputs, out: Path) -> list:
     for arg in inputs:
         p = Path(arg)
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in RAW_SUFFIXES)
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in rawio.RAW_SUFFIXES)
             if not found:
-                raise fail(p, f"no RAW files here ({', '.join(RAW_SUFFIXES[:6])}, ...)")
+                raise fail(p, f"no RAW files here ({', '.join(rawio.RAW_SUFFIXES[:6])}, ...)")
             files += found
         elif p.is_file():
             files.append(p)

@@ -22,6 +22,7 @@ from tflite_isp.apps.stream_model import StreamModel, load_model
 from tflite_isp.apps.video import Source, check_output, open_source, video_out
 from tflite_isp.core import atomic, cli
 from tflite_isp.core.errors import UserError, fail
+from tflite_isp.raw import rawio
 from tflite_isp.run import timing
 from tflite_isp.run.litert import Runner
 from tflite_isp.run.stream_loop import Colorizer, StreamError, fit_size, machine, run_stream
@@ -193,7 +194,7 @@ def main(argv) -> int:
         if FLAGS.output:
             check_output(FLAGS.output)
         model = load_model(argv[1])
-        source = open_source(FLAGS.input, enhance.RAW_SUFFIXES)
+        source = open_source(FLAGS.input, rawio.RAW_SUFFIXES)
         check_fit(model, source, FLAGS.side_by_side)
         options = {"threads": FLAGS.threads, "max_frames": FLAGS.max_frames, "side_by_side": FLAGS.side_by_side}
         if host:

@@ -16,11 +16,10 @@ import numpy as np
 from tflite_isp.core.errors import fail
 from tflite_isp.raw.bayer import COLOURS, base_pattern, cfa_colour_mask, colour_positions, period
 from tflite_isp.raw.meta import read_meta, require_camera
+from tflite_isp.raw.rawio import RAW_SUFFIXES, read_raw
 from tflite_isp.raw.unprocess import EldCamera
 
 #: File name endings read as RAW (the same list as apps/enhance.py's, which cannot be imported from here).
-RAW_SUFFIXES = (".dng", ".arw", ".nef", ".nrw", ".cr2", ".cr3", ".crw", ".raf", ".orf", ".rw2", ".pef", ".srw",
-                ".raw", ".rwl", ".3fr", ".iiq", ".erf", ".kdc", ".dcr", ".mos", ".mrw", ".x3f", ".srf", ".sr2")
 NOISE_MODEL = "D = K * Poisson(signal / K) + N(0, read_sigma) + N(0, row_sigma) per row, in DN (Gaussian read " \
               "noise: ELD's Tukey-lambda read-noise shape is not fitted)"
 SATURATED_FRACTION = 0.001  # a PTC point with more clipped pixels than this is left out of the fit
@@ -233,8 +232,6 @@ class _Reader:
         return self.metas[path]
 
     def frame(self, path):
-        from tflite_isp.raw.rawio import read_raw  # lazy: rawpy only where files are read
-
         frame = read_raw(path)
         if self.first is None:
             self.first = frame

@@ -16,6 +16,9 @@ from tflite_isp.raw import bayer
 from tflite_isp.raw.bayer import COLOURS, colour_positions
 from tflite_isp.raw.cfa_tags import cfa_tags
 
+#: File endings of camera RAW formats LibRaw reads (a folder's RAW files are the files with these).
+RAW_SUFFIXES = (".dng", ".arw", ".nef", ".nrw", ".cr2", ".cr3", ".crw", ".raf", ".orf", ".rw2", ".pef", ".srw",
+                ".raw", ".rwl", ".3fr", ".iiq", ".erf", ".kdc", ".dcr", ".mos", ".mrw", ".x3f", ".srf", ".sr2")
 #: rawpy's colour indices (``color_desc`` b'RGBG'): 0 R, 1 G, 2 B, 3 second G.
 _RAWPY_LETTER = {0: "R", 1: "G", 2: "B", 3: "G"}
 
