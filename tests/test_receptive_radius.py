@@ -8,6 +8,7 @@ import pytest
 from tflite_isp.apps import enhance, exported, memory_plan
 from tflite_isp.core.tf import keras, tf
 from tflite_isp.export import convert
+from tflite_isp.nets import recipes
 from tflite_isp.nets.layers import PixelShuffle
 from tflite_isp.run import flatbuffer, receptive_field, tiling
 
@@ -193,7 +194,8 @@ def test_unbounded_radius_plans_approximate_tiles(tmp_path):
     x = PixelShuffle(2)(L.Multiply()([x, L.GlobalAveragePooling2D(keepdims=True)(x)]))
     data = to_tflite(keras.Model(inputs, x))
     model = flatbuffer.parse(data)
-    export = exported.Export(tmp_path, {}, None, "isp", data, (H, W), receptive_field.input_multiple(model),
+    spec = recipes.load_recipe("smallnet").input  # a Bayer model's input convention
+    export = exported.Export(tmp_path, {}, spec, "isp", data, (H, W), receptive_field.input_multiple(model),
                             receptive_field.receptive_radius(model), None)
     assert export.radius == math.inf and tiling.exact_margin(export.radius, (H, W)) == H // 4
     whole = memory_plan.plan(export, (H, W), budget_mb=10_000, base_mb=0)
