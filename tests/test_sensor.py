@@ -139,6 +139,8 @@ def test_bad_input_is_one_line(tmp_path, camera_dir):
               "broken.json", "levels")
     _one_line(run_module("tflite_isp.data", "synth", "--task", "lowlight", "--sensor", "mai21-10bit", "--small",
                          "--out", tmp_path / "d"), "calibrated noise")
+    _one_line(run_module("tflite_isp.data", "synth", "--task", "isp", "--sensor", "mai21-10bit", "--iso", "400",
+                         "--small", "--out", tmp_path / "d"), "--iso needs calibrated noise")
     _one_line(run_module("tflite_isp.data", "synth", "--task", "isp", "--photos", tmp_path / "none",
                          "--out", tmp_path / "d"), "none", "no such folder")
     assert not (tmp_path / "d").exists() and not list(tmp_path.glob(".d.partial-*"))

@@ -163,6 +163,8 @@ def draw_noise(profile: SensorProfile, rng: np.random.Generator, isos=None) -> d
     """One shot's noise: ELD's K, read and row sigma (DN) at a random ISO of ``isos`` (default: the profile's K
     range), or Brooks' (shot, read) variances on [0, 1] for a ``brooks`` profile."""
     if profile.noise["model"] == "brooks":
+        if isos:
+            raise UserError(f"sensor {profile.name}: --iso needs calibrated noise (K per ISO), not Brooks' levels")
         shot, read = up.brooks_noise_levels(rng)
         return {"shot": shot, "read": read}
     camera = eld_camera(profile)
@@ -170,9 +172,10 @@ def draw_noise(profile: SensorProfile, rng: np.random.Generator, isos=None) -> d
         return up.sample_eld_noise(rng, camera)
     iso = float(rng.choice(np.asarray(isos, float)))
     k = iso_gain(profile, iso)
-    log_k = np.log(k)
-    return {"K": k, "iso": iso, "read_sigma": float(np.exp(camera.g_scale[0] * log_k + camera.g_scale[1])),
-            "row_sigma": float(np.exp(camera.r_scale[0] * log_k + camera.r_scale[1]))}
+    measured = next((r for r in profile.noise.get("per_iso", ()) if r.get("iso") == iso), {})
+    sigma = {name: measured.get(name) or float(np.exp(line[0] * np.log(k) + line[1]))  # the ISO's own, else ELD's line
+             for name, line in (("read_sigma", camera.g_scale), ("row_sigma", camera.r_scale))}
+    return {"K": k, "iso": iso, **sigma}
 
 
 def iso_gain(profile: SensorProfile, iso: float) -> float:
