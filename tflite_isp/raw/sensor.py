@@ -180,10 +180,10 @@ def draw_noise(profile: SensorProfile, rng: np.random.Generator, isos=None) -> d
 
 def iso_gain(profile: SensorProfile, iso: float) -> float:
     """System gain K (DN/e-) at ``iso``: the calibrated value, else scaled from the nearest calibrated ISO (K is
-    proportional to analogue gain)."""
+    proportional to analogue gain); without a per-ISO table ELD's K_min is taken as ISO 100 (as :func:`gain_iso`)."""
     table = [row for row in profile.noise.get("per_iso", ()) if row.get("iso")]
     if not table:
-        raise UserError(f"sensor {profile.name}: its noise has no per-ISO table, so --iso cannot be used")
+        return float(profile.noise["k_min"]) * iso / 100.0
     nearest = min(table, key=lambda row: abs(np.log(float(row["iso"]) / iso)))
     return float(nearest["K"]) * iso / float(nearest["iso"])
 
