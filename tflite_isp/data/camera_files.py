@@ -27,8 +27,7 @@ def write_shot(path, srgb, profile: sensor.SensorProfile, rng: np.random.Generat
     mosaic = sensor.capture(clean, profile, noise, rng)
     if "K" in noise:
         iso = int(noise.get("iso") or sensor.gain_iso(profile, noise["K"]))
-    black = profile.black[0] if len(set(profile.black)) == 1 else list(profile.black)
-    return write_dng(path, mosaic, pattern=profile.pattern, black=black, white=int(profile.white),
+    return write_dng(path, mosaic, pattern=profile.pattern, black=profile.black_level, white=int(profile.white),
                      xyz_to_cam=profile.xyz_to_cam, as_shot_neutral=[1.0 / gains[1], 1.0, 1.0 / gains[2]],
                      make=profile.make, model=profile.model, iso=iso, exposure_time=exposure_time,
                      orientation=profile.orientation, noise_profile=sensor.noise_profile_tag(profile, noise))
@@ -70,7 +69,7 @@ def make_camera(out_dir, *, profile, seed: int = 0, small: bool = False, isos=No
             _write_png(tmp / "truth" / f"shot{item:02d}.png", np.round(crop * 255.0).astype(np.uint8))
         meta = dict(pattern=profile.pattern, white=int(profile.white), xyz_to_cam=profile.xyz_to_cam,
                     as_shot_neutral=[0.5, 1.0, 0.6], make=profile.make, model=profile.model,
-                    black=profile.black[0] if len(set(profile.black)) == 1 else list(profile.black))
+                    black=profile.black_level)
         for i, iso in enumerate(isos):
             rng = _rng(seed, "camera", 1, i)
             noise = sensor.draw_noise(profile, rng, [iso])

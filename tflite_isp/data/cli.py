@@ -190,11 +190,11 @@ def main(argv=None) -> int:
     else:
         from tflite_isp.raw import calibrate  # lazy: only calibration reads dark and flat frames
 
+        if str(args.profile) in sensor.BUILTIN and args.out is None:
+            raise UserError(f"{args.profile} is built in; give --out for the calibrated copy")
         base = sensor.load(args.profile)
         noise = calibrate.calibrate_dirs(args.dark, args.flat)
         out = args.out or Path(args.profile)
-        if str(args.profile) in sensor.BUILTIN and args.out is None:
-            raise UserError(f"{args.profile} is built in; give --out for the calibrated copy")
         saved = sensor.save(sensor.with_noise(base, noise), out)
         print(sensor.summary(sensor.load(saved)))
     return 0

@@ -105,8 +105,8 @@ def isp_pair(srgb, rng: np.random.Generator, profile=None, isos=None):
 
 def sensor_json(profile: sensor.SensorProfile) -> dict:
     """The PNG layouts' ``sensor.json``: pattern and levels the loader reads, and the whole profile."""
-    black = profile.black[0] if len(set(profile.black)) == 1 else list(profile.black)
-    return {"pattern": profile.pattern, "black": black, "white": profile.white, "bit_depth": profile.bit_depth,
+    return {"pattern": profile.pattern, "black": profile.black_level, "white": profile.white,
+            "bit_depth": profile.bit_depth,
             "xyz_to_cam": [list(r) for r in profile.xyz_to_cam], "rgb_to_cam": profile.rgb_to_cam.round(6).tolist(),
             "sensor": profile.to_dict()}
 
@@ -199,11 +199,9 @@ def lowlight_scene(srgb, rng: np.random.Generator, profile=None, isos=None, expo
 
 
 def _write_scene_dngs(root: Path, name: str, long, shorts, meta, profile) -> list:
-    common = dict(pattern=profile.pattern, black=list(profile.black), white=int(profile.white),
+    common = dict(pattern=profile.pattern, black=profile.black_level, white=int(profile.white),
                   xyz_to_cam=profile.xyz_to_cam, as_shot_neutral=meta["as_shot_neutral"], make=profile.make,
                   model=profile.model, iso=meta["iso"], noise_profile=sensor.noise_profile_tag(profile, meta))
-    if len(set(profile.black)) == 1:
-        common["black"] = profile.black[0]
     long_name = f"{name}_00_{LONG_EXPOSURE}s.dng"
     write_dng(root / "Sony" / "long" / long_name, long, exposure_time=float(LONG_EXPOSURE), **common)
     lines = []

@@ -17,7 +17,7 @@ class ExportConfig:
     source: str
     precisions: tuple = ("fp32",)
     onnx: bool = False
-    size: tuple | None = None  # None: the task's default (exporter.DEFAULT_SIZE)
+    size: tuple | None = None  # None: the size the runtime is timed at (Exporter)
     model_none: bool = True
     data: str | None = None
     out: str | None = None

@@ -14,11 +14,7 @@ from tflite_isp.export import canvas, compat, convert, fidelity, quant_debug
 from tflite_isp.export.config import ExportConfig, data_source, load_source, uniform_levels
 from tflite_isp.export.manifest import file_record, publish, sha256, tool_versions
 from tflite_isp.run.litert import Runner
-from tflite_isp.run.records import COLOUR_FRAME, FULL_HD_PACKED, full_hd_packed
-
-#: --size when none is given: Full HD RAW packed for ISP models, the published 256 x 256 for colourisation (the sizes
-#: the runtime is timed at, run.records)
-DEFAULT_SIZE = {"isp": FULL_HD_PACKED, "lowlight": FULL_HD_PACKED, "colorize": COLOUR_FRAME}
+from tflite_isp.run.records import COLOUR_FRAME, full_hd_packed
 
 
 class Exporter:
@@ -31,8 +27,9 @@ class Exporter:
         self.recipe, loaded, self.run_dir = load_source(cfg.source, cfg.recipe)
         self.multiple = architectures.input_multiple(self.recipe.model)
         self.channels = self.recipe.input.channels
-        cfg.size = cfg.size or (full_hd_packed(self.channels) if self.recipe.task != "colorize"
-                                else DEFAULT_SIZE[self.recipe.task])
+        # --size when none is given: the size the runtime is timed at (run.records): a Full HD RAW packed (544 x 960,
+        # 272 x 480 for Quad Bayer), the published 256 x 256 for colourisation
+        cfg.size = cfg.size or (COLOUR_FRAME if self.channels == 1 else full_hd_packed(self.channels))
         h, w = cfg.size
         if h % self.multiple or w % self.multiple:
             raise UserError(f"--size {h}x{w}: {self.recipe.name} needs input sizes divisible by {self.multiple}")

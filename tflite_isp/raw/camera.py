@@ -13,14 +13,12 @@ from tflite_isp.core.errors import fail
 from tflite_isp.raw import calibrate, meta, rawio, sensor
 
 
-def _colour_matrix(m: meta.FileMeta, rgb_xyz) -> tuple:
+def _colour_matrix(m: meta.FileMeta) -> tuple:
     """XYZ -> camera: the DNG's ColorMatrix1, else LibRaw's table for the camera (rawpy ``rgb_xyz_matrix``)."""
-    if m.color_matrix is not None:
-        return m.color_matrix
-    matrix = np.asarray(rgb_xyz, np.float64)[:3]
-    if not np.any(matrix):
+    matrix = m.color_matrix or m.libraw_matrix
+    if matrix is None:
         raise fail(m.path, "has no colour matrix (no DNG ColorMatrix1 and LibRaw knows no matrix for this camera)")
-    return tuple(tuple(float(v) for v in row) for row in matrix)
+    return matrix
 
 
 def _same(values, what: str, paths) -> object:
@@ -78,8 +76,7 @@ def profile_files(paths, *, name: str = "") -> sensor.SensorProfile:
     for i, path in enumerate(paths):
         m = meta.read_meta(path)
         frame = rawio.read_raw(path)
-        with rawio._open(path) as raw:
-            matrices.append(_colour_matrix(m, raw.rgb_xyz_matrix))
+        matrices.append(_colour_matrix(m))
         metas.append(m)
         frames.append(frame)
         if len(paths) > 5 and (i + 1) % 5 == 0:

@@ -28,7 +28,11 @@ def _cfa_page_tags(path: Path) -> dict:
 
 def cfa_tags(path) -> tuple:
     """(CFA rows of colour letters or None, black levels as rows of BlackLevelRepeatDim or None) of a RAW file."""
-    tags = _cfa_page_tags(Path(path))
+    return parse(_cfa_page_tags(Path(path)))
+
+
+def parse(tags: dict) -> tuple:
+    """:func:`cfa_tags` of an IFD's tags already read (code -> value)."""
     dims, pattern = tags.get(_CFA_DIM), tags.get(_CFA)
     if dims is None or pattern is None:
         return None, None

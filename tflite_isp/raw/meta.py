@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from tflite_isp.core.errors import fail
-from tflite_isp.raw import rawio
-from tflite_isp.raw.cfa_tags import cfa_tags
+from tflite_isp.raw import cfa_tags, rawio
 
 
 @dataclass(frozen=True)
@@ -29,6 +28,7 @@ class FileMeta:
     orientation: int = 1
     cfa: tuple | None = None  # rows of colour letters from the CFA tags, e.g. ("RG", "GB"); None: not in tags
     color_matrix: tuple | None = None  # DNG ColorMatrix1, XYZ -> camera, 3 x 3 rows
+    libraw_matrix: tuple | None = None  # LibRaw's XYZ -> camera for the camera (rawpy rgb_xyz_matrix); None: all 0
     forward_matrix: tuple | None = None  # DNG ForwardMatrix1, white-balanced camera -> XYZ(D50), 3 x 3 rows
     as_shot_neutral: tuple | None = None
     noise_profile: tuple | None = None  # DNG NoiseProfile (S, O) pairs: variance = S * x + O on x in [0, 1]
@@ -76,6 +76,7 @@ def read_meta(path) -> FileMeta:
         iso = float(other.iso_speed) or None
         shutter = float(other.shutter_speed) or None
         flip = int(raw.sizes.flip)
+        libraw = np.asarray(raw.rgb_xyz_matrix, np.float64)[:3]
     tags = _tiff_tags(path)
 
     def text(code):
@@ -97,7 +98,8 @@ def read_meta(path) -> FileMeta:
     return FileMeta(
         path=str(path), make=text(271), model=text(272), iso=iso, exposure_time=exposure or shutter,
         orientation=int(np.ravel(tags.get(274, 1))[0]) if 274 in tags else {0: 1, 3: 3, 5: 8, 6: 6}.get(flip, 1),
-        cfa=cfa_tags(path)[0], color_matrix=matrix(50721), forward_matrix=matrix(50964),
+        cfa=cfa_tags.parse(tags)[0], color_matrix=matrix(50721), forward_matrix=matrix(50964),
+        libraw_matrix=_rows(libraw, (3, 3)) if libraw.any() else None,
         as_shot_neutral=tuple(_ratio_values(neutral)) if neutral is not None else None,
         noise_profile=tuple(float(v) for v in np.ravel(noise)) if noise is not None else None,
         is_dng=50706 in tags,

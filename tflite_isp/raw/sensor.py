@@ -44,6 +44,11 @@ class SensorProfile:
         return int(np.ceil(np.log2(float(self.white) + 1.0)))
 
     @property
+    def black_level(self):
+        """The black level as files write it: one number when every colour shares it, else (R, Gr, Gb, B)."""
+        return self.black[0] if len(set(self.black)) == 1 else list(self.black)
+
+    @property
     def rgb_to_cam(self) -> np.ndarray:
         return up.rgb_to_cam(self.xyz_to_cam)
 
