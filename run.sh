@@ -2,7 +2,8 @@
 # tflite_isp launcher: makes the pinned virtual environment (.venv: pyproject.toml + constraints.txt)
 # on first use, then
 #   ./run.sh                 the default job: embedded data -> train Smallnet -> export FP32, INT8 -> score
-#   ./run.sh test [ARGS]     the test suite (pytest ARGS; installs Debian's chromium, adb, openssh-server when root)
+#   ./run.sh test [ARGS]     the test suite (pytest ARGS; installs Debian's chromium, adb, openssh-server and
+#                            postgresql when root)
 #   ./run.sh MODULE [ARGS]   python -m tflite_isp.MODULE ARGS   (train, data, ...)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -21,13 +22,15 @@ if [ ! -f "$stamp" ]; then
 fi
 
 # Tests use real system tools from Debian: chromium (the report test's headless browser), adb (the Android
-# harness with no phone attached) and openssh-server (the Jetson harness against an sshd on 127.0.0.1).
+# harness with no phone attached), openssh-server (the Jetson harness against an sshd on 127.0.0.1) and
+# postgresql (a server the search test starts in a temporary folder: workers sharing one study).
 ensure_test_tools() {
     local missing=()
     command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium)
     command -v adb >/dev/null || missing+=(adb)
     [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
     command -v ssh >/dev/null || missing+=(openssh-client)
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
     [ ${#missing[@]} = 0 ] && return 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "installing Debian packages for the tests: ${missing[*]} ..." >&2
