@@ -32,7 +32,7 @@ def exported(run_dir: Path) -> bool:
                and (run_dir / "export" / p / "manifest.json").stat().st_mtime >= keras_time for p in PRECISIONS)
 
 
-def _command(module: str, args: list, what: str, log) -> None:
+def command(module: str, args: list, what: str, log) -> None:
     """``python -m tflite_isp.MODULE ARGS`` as a child process (its progress goes to our stderr); its one-line
     error becomes ours. The zoo drives train and export as commands, so scoring never imports training."""
     cmd = [sys.executable, "-m", f"tflite_isp.{module}", *map(str, args)]
@@ -92,12 +92,12 @@ def prepare(name: str, root: Path, *, data: str, steps: int, seed: int, log=prin
         steps = fraction_steps(name, fraction)
     if not trained(run_dir):
         log(f"zoo: training {name} into {run_dir}")
-        _command("train", train_args(name, run_dir, data=data, steps=steps, seed=seed, **train_settings),
+        command("train", train_args(name, run_dir, data=data, steps=steps, seed=seed, **train_settings),
                  f"training {name}", log)
     if not exported(run_dir):
         log(f"zoo: exporting {name} ({', '.join(PRECISIONS)})")
         for precision in PRECISIONS:
-            _command("export", [run_dir, f"--{precision}", "--seed", seed], f"exporting {name} {precision}", log)
+            command("export", [run_dir, f"--{precision}", "--seed", seed], f"exporting {name} {precision}", log)
     return run_dir / "export"
 
 
@@ -126,4 +126,4 @@ def run(cfg, score, *, models=ZOO_MODELS, steps: int = 0, seed: int = 0, root: P
     return score(replace(cfg, models=tuple(roots), data=data, out=cfg.out or str(root / "score")))
 
 
-__all__ = ["run", "prepare", "ZOO_DIR", "ZOO_MODELS"]
+__all__ = ["run", "prepare", "command", "ZOO_DIR", "ZOO_MODELS"]

@@ -1,0 +1,4 @@
+"""``python -m tflite_isp.search``."""
+from tflite_isp.search.cli import entry
+
+entry()

@@ -1,0 +1,75 @@
+"""A search worker: the target's runtime or latency table, a check that the space has candidates the target's
+delegate takes, then trials until the study's budget is spent."""
+from __future__ import annotations
+
+import optuna
+
+from tflite_isp.core.errors import UserError
+from tflite_isp.export import compat
+from tflite_isp.nets import architectures, recipes
+from tflite_isp.run import flatbuffer
+from tflite_isp.score import sources
+from tflite_isp.search import space
+from tflite_isp.search import study as studies
+from tflite_isp.search.config import SearchConfig
+from tflite_isp.search.targets import Target
+from tflite_isp.search.trial import Trial
+
+PREFLIGHT_SAMPLES = 12
+
+
+def run(study, cfg: SearchConfig, target: Target, started: float, log=print) -> None:
+    """Trials in this process until ``--n_trials`` / ``--timeout`` across the study's workers."""
+    if not any(t.user_attrs.get("delegate") and t.user_attrs.get("pruned_at") != "delegate"
+               for t in study.get_trials(deepcopy=False)):
+        preflight(cfg, target, log)
+    predictor = _predictor(cfg, target) if cfg.latency == "predict" else None
+    runtime = None if predictor else sources.parse(target.runtime, None, threads=cfg.threads, runs=cfg.runs,
+                                                   warmup=cfg.warmup, binary=cfg.benchmark_binary,
+                                                   ssh_config=cfg.ssh_config)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    studies.work(study, Trial(cfg, target, runtime, predictor, log=log), cfg, started)
+
+
+class _Predicted:
+    """``--latency predict``: Full HD milliseconds from the target's per-op table."""
+
+    def __init__(self, table, latency_module):
+        self.table, self.latency = table, latency_module
+        self.label = f"predicted from {table.get('path', 'the per-op table')}"
+
+    def __call__(self, path) -> float:
+        return self.latency.predict(path, self.table)["ms"]
+
+
+def _predictor(cfg: SearchConfig, target: Target):
+    from tflite_isp.search import latency  # lazy: only predicting workers read tables
+
+    table = latency.load_table(cfg.table or latency.default_table_path(latency.device_name(target.runtime)))
+    return _Predicted(table, latency)
+
+
+def preflight(cfg: SearchConfig, target: Target, log=print) -> None:
+    """Refuse, in one line, a space whose sampled candidates the target's delegate never fully takes."""
+    from tflite_isp.search.trial import untrained_int8  # lazy: the conversion helper
+
+    probe = optuna.create_study(directions=list(studies.DIRECTIONS),
+                                sampler=optuna.samplers.RandomSampler(seed=cfg.seed))
+    axes, blocked = space.load_space(cfg.space), {}
+    recipe = recipes.load_recipe(cfg.base)
+    for _ in range(PREFLIGHT_SAMPLES):
+        section = space.suggest(probe.ask(), axes)
+        try:
+            model = architectures.build(architectures.deploy_form(section), height=64, width=64, batch=1,
+                                        cfa=recipe.input.cfa)
+        except ValueError:
+            continue
+        report = compat.check(flatbuffer.parse(untrained_int8(model, recipe.input.channels)), target.delegate)
+        if report.fully_delegable:
+            return
+        for op in report.fallback_counts():
+            blocked[op] = blocked.get(op, 0) + 1
+    ops = ", ".join(f"{op} ({n}/{PREFLIGHT_SAMPLES})" for op, n in sorted(blocked.items(), key=lambda x: -x[1]))
+    raise UserError(f"no candidate of the search space is fully delegable on {target.spec} "
+                    f"({target.delegate} table; {PREFLIGHT_SAMPLES} sampled): falls back: {ops or 'none built'}; "
+                    "narrow the space (--space) to ops the target runs")
