@@ -80,6 +80,6 @@ def _overlays(export_dir: Path, settings: dict, log) -> None:
         log(f"pick: no per-op latency overlay ({err})")
     manifest = json.loads((export_dir / "manifest.json").read_text())
     written = overlay.write_overlays(export_dir / "model.tflite", export_dir / "overlays", latency_per_op=per_op,
-                                     int8_error_per_layer=manifest.get("quant_debug"))
+                                     int8_error_per_layer=manifest.get("debug_quant"))
     for path in written:
         log(f"pick: Model Explorer overlay {path}")

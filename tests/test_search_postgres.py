@@ -1,0 +1,51 @@
+"""Two workers, as two machines would, joining one study on a real PostgreSQL server (started by the test)."""
+import os
+import subprocess
+import sys
+import warnings
+
+import optuna
+import postgres
+import pytest
+from conftest import REPO
+from test_search_engine import FAST, TINY_SPACE
+
+pytestmark = pytest.mark.slow
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def test_two_workers_join_one_study_on_postgresql(tmp_path):
+    space = tmp_path / "space.toml"
+    space.write_text(TINY_SPACE)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with postgres.server() as url:
+        first = [sys.executable, "-m", "tflite_isp.search", "run", "--name", "shared", "--storage", url,
+                 "--root", str(tmp_path / "a"), *FAST, "--n_trials", "2", "--space", str(space)]
+        # the second machine gives only the study and the database: it takes the stored settings
+        second = [sys.executable, "-m", "tflite_isp.search", "run", "--name", "shared", "--storage", url,
+                  "--root", str(tmp_path / "b"), "--heartbeat", "2", "--runs", "2", "--warmup", "1"]
+        a = subprocess.Popen(first, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        optuna.load_study(study_name="shared", storage=url) if _wait_for_study(url) else None
+        b = subprocess.Popen(second, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        errs = [p.communicate(timeout=900)[1] for p in (a, b)]
+        assert a.returncode == 0 and b.returncode == 0, "\n".join(e[-2000:] for e in errs)
+        study = optuna.load_study(study_name="shared", storage=url)
+        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        assert len(done) >= 2
+        workers = {t.user_attrs["worker"] for t in study.trials}
+        assert len(workers) == 2, workers  # each process ran a trial of the one study
+        roots = {str(tmp_path / "a"), str(tmp_path / "b")}
+        assert {next(r for r in roots if t.user_attrs["recipe"].startswith(r)) for t in done} == roots
+        assert study.user_attrs["settings"]["trial_steps"] == 20
+
+
+def _wait_for_study(url: str, seconds: float = 120) -> bool:
+    """True once the first worker has created the study (so the second one joins rather than races it)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if any(s.study_name == "shared" for s in optuna.get_all_study_summaries(url)):
+            return True
+        time.sleep(0.5)
+    return False

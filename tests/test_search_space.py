@@ -1,0 +1,64 @@
+"""The search space as data: axes narrowed by a file, sampled into ordinary recipes, and bad input in one line."""
+import optuna
+import pytest
+
+from tflite_isp.core.errors import UserError
+from tflite_isp.nets import architectures, recipes
+from tflite_isp.search import space
+from tflite_isp.search.config import SearchConfig
+from tflite_isp.search.targets import parse_target
+
+
+def test_every_sampled_candidate_is_an_ordinary_recipe(tmp_path):
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=optuna.samplers.RandomSampler(seed=1))
+    seen = {axis: set() for axis in space.AXES}
+    for i in range(40):
+        trial = study.ask()
+        section = space.suggest(trial, space.load_space(None))
+        for axis, value in trial.params.items():
+            seen[axis].add(value)
+        path = tmp_path / f"c{i}.toml"
+        path.write_text(space.to_toml(space.recipe(section, "smallnet", name=f"c{i}")))
+        recipe = recipes.load_recipe(path)  # the pick trains, exports and scores like any zoo model
+        assert recipe.model == section and recipe.input == recipes.load_recipe("smallnet").input
+        assert architectures.input_multiple(section) >= 1
+        if not section["levels"]:
+            assert not set(space.UNET_ONLY) & set(trial.params)  # U-Net axes only where they mean something
+    assert all(len(values) >= 2 for values in seen.values())
+
+
+def test_axes_map_to_searchnet_settings():
+    section = space.model_section({"conv": "reparam", "activation": "tanh_first", "levels": 0})
+    assert section == {"architecture": "searchnet", "conv": "full", "reparam": True, "activation": "relu",
+                       "tanh_first": True, "levels": 0}
+    assert architectures.deploy_form(section)["reparam"] is False
+    assert space.describe(section).startswith("flat")
+
+
+def test_a_space_file_narrows_axes_and_bad_ones_are_one_line(tmp_path):
+    good = tmp_path / "space.toml"
+    good.write_text('levels = [2]\nactivation = "relu6"\n')
+    narrowed = space.load_space(good)
+    assert narrowed["levels"] == [2] and narrowed["activation"] == ["relu6"] and narrowed["stem"] == ["conv", "s2d"]
+    for text, words in (('kernel = [5]\n', "unknown axis 'kernel'"), ('levels = [7]\n', "axis 'levels' takes"),
+                        ('levels = [\n', "not a TOML search space")):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(text)
+        with pytest.raises(UserError, match=words) as err:
+            space.load_space(bad)
+        assert "\n" not in str(err.value) and "bad.toml" in str(err.value)
+
+
+def test_targets_and_settings_are_checked_in_one_line():
+    assert parse_target("local").delegate == "xnnpack"
+    assert parse_target("adb:R58M:gpu").delegate == "gpu" and parse_target("adb:R58M").delegate == "xnnpack"
+    assert parse_target("jetson:nano").address == "nano"
+    for bad in ("phone", "adb", "adb:X:tpu", "jetson:", "local:2"):
+        with pytest.raises(UserError, match="unknown target") as err:
+            parse_target(bad)
+        assert "\n" not in str(err.value)
+    with pytest.raises(UserError, match="--trial_steps 10 is less than --eval_steps 50"):
+        SearchConfig(trial_steps=10, eval_steps=50)
+    with pytest.raises(UserError, match="--latency must be measure or predict"):
+        SearchConfig(latency="guess")
