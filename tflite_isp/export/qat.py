@@ -14,6 +14,7 @@ from tflite_isp.core.errors import fail
 from tflite_isp.core.tf import keras
 from tflite_isp.nets.layers import Normalise, PixelShuffle
 from tflite_isp.nets.norm import ChannelSlice, InstanceNorm, ReflectPad
+from tflite_isp.nets.searchnet import SpaceToDepth
 from tflite_isp.nets.syenet import ChannelBias
 from tflite_isp.train.finetune import fine_tune  # noqa: F401  (re-exported for export)
 
@@ -63,6 +64,7 @@ CUSTOM_CONFIGS = {PixelShuffle: PassThroughQuantizeConfig, Normalise: OutputQuan
                   # mirror padding and channel slices only move values; instance norm computes new ones (its
                   # scale and offset stay float here, as PReLU's alpha)
                   ReflectPad: PassThroughQuantizeConfig, ChannelSlice: PassThroughQuantizeConfig,
+                  SpaceToDepth: PassThroughQuantizeConfig,
                   InstanceNorm: OutputQuantizeConfig,
                   # a per-channel constant add; the converter quantises its bias like PReLU's alpha
                   ChannelBias: OutputQuantizeConfig}

@@ -17,13 +17,15 @@ from tflite_isp.nets import norm as _norm
 from tflite_isp.nets import punet as _punet
 from tflite_isp.nets import pynet_v2 as _pynet_v2
 from tflite_isp.nets import reparam as _reparam
+from tflite_isp.nets import searchnet as _searchnet
 from tflite_isp.nets import smallnet as _smallnet
 from tflite_isp.nets import syenet as _syenet
 from tflite_isp.nets import unet as _unet
 from tflite_isp.nets.layers import CUSTOM_OBJECTS as _LAYERS
 from tflite_isp.nets.layers import Normalise, PixelShuffle
 
-CUSTOM_OBJECTS = {**_LAYERS, **_norm.CUSTOM_OBJECTS, **_reparam.CUSTOM_OBJECTS, **_syenet.CUSTOM_OBJECTS}
+CUSTOM_OBJECTS = {**_LAYERS, **_norm.CUSTOM_OBJECTS, **_reparam.CUSTOM_OBJECTS, **_syenet.CUSTOM_OBJECTS,
+                  **_searchnet.CUSTOM_OBJECTS}
 
 #: architecture name -> (builder(inputs, **settings), input_multiple(**settings))
 ARCHITECTURES = {
@@ -38,6 +40,7 @@ ARCHITECTURES = {
     "noahtcv": (_noahtcv.noahtcv, lambda **_: _noahtcv.INPUT_MULTIPLE),
     "microisp": (_microisp.microisp, lambda **_: _microisp.INPUT_MULTIPLE),
     "colorize_ae": (_colorize.colorize_ae, lambda **_: _colorize.INPUT_MULTIPLE),
+    "searchnet": (_searchnet.searchnet, _searchnet.input_multiple),
 }
 INPUT_CHANNELS = {"colorize_ae": 1}  # an L plane; every other architecture takes 4 packed RAW planes
 
