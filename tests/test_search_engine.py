@@ -20,7 +20,8 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 # a tiny space and proxy schedule: each trial trains 20 steps of 2 x 64 x 64 and is timed twice
 TINY_SPACE = 'levels = [0]\nwidth = [8, 12]\ndepth = [1]\nconv = ["full"]\nattention = ["none"]\n'
 FAST = ["--trial_steps", "20", "--eval_steps", "10", "--batch", "2", "--patch", "64", "--runs", "2", "--warmup", "1",
-        "--calibration_images", "4", "--fidelity_images", "2", "--heartbeat", "2"]
+        "--calibration_images", "4", "--fidelity_images", "2", "--heartbeat", "2",
+        "--prune_margin", "100"]  # no pruning by the curve here (test_search_space checks the rule)
 
 
 def _space(tmp_path):
@@ -53,6 +54,17 @@ def test_two_local_workers_share_one_sqlite_study(tmp_path):
     pareto = json.loads((tmp_path / "two" / "pareto.json").read_text())
     assert pareto["pick"]["trial"] in {t.number for t in study.best_trials}
     assert (tmp_path / "two" / "report.html").read_text().count("<svg") == 1
+
+    # the pick: an ordinary recipe on the base's whole schedule, trained (a sliver of it here), exported, scored
+    proc = run_module("tflite_isp.search", "pick", "--name", "two", "--root", tmp_path, "--fraction", "0.002",
+                      "--compare", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pick = tmp_path / "two" / "pick"
+    recipe = recipes.load_recipe(pick / "recipe.toml")
+    assert recipe.train == recipes.load_recipe("smallnet").train and recipe.model["architecture"] == "searchnet"
+    assert "two-pick int8" in (pick / "score" / "leaderboard.md").read_text()
+    overlays = sorted(p.name for p in (pick / "run" / "export" / "int8" / "overlays").iterdir())
+    assert "model_int8_error.json" in overlays
 
 
 def test_a_killed_worker_s_trial_is_run_again(tmp_path):

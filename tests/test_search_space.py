@@ -62,3 +62,21 @@ def test_targets_and_settings_are_checked_in_one_line():
         SearchConfig(trial_steps=10, eval_steps=50)
     with pytest.raises(UserError, match="--latency must be measure or predict"):
         SearchConfig(latency="guess")
+
+
+def test_a_trial_clearly_behind_a_faster_finished_one_is_pruned(tmp_path):
+    from tflite_isp.search.trial import Trial
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    done = study.ask()
+    done.set_user_attr("curve", [[150, 20.0], [300, 22.0]])
+    study.tell(done, [22.5, 40.0])
+    judge = Trial(SearchConfig(prune_margin=1.0, root=str(tmp_path)), parse_target("local"), runtime=None)
+    slower = study.ask()
+    judge._check_dominated(slower, [150, 19.5], early_ms=45.0)  # behind, but not by the margin: goes on
+    judge._check_dominated(slower, [300, 23.0], early_ms=45.0)  # ahead
+    faster = study.ask()
+    judge._check_dominated(faster, [150, 15.0], early_ms=30.0)  # far behind, but faster than the finished one
+    with pytest.raises(optuna.TrialPruned, match="at step 150: 18.00 dB against trial 0's 20.00 dB at 40.0 ms"):
+        judge._check_dominated(slower, [150, 18.0], early_ms=45.0)
+    assert slower.user_attrs["pruned_at"] == "dominated"

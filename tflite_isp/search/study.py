@@ -27,6 +27,8 @@ from tflite_isp.search.config import STUDY_KEYS, SearchConfig
 DIRECTIONS = ("maximize", "minimize")  # INT8 validation PSNR (dB), latency on the target (ms)
 DONE = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 MAX_RETRY = 2
+N_STARTUP = 8  # random trials before TPE models the space
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 # heartbeats and their retry callback are marked experimental in Optuna 5, and have been since 2.8
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
@@ -56,12 +58,18 @@ def hide_password(url: str) -> str:
 
 def open_study(cfg: SearchConfig, explicit: tuple = ()) -> tuple:
     """(study, cfg): the study ``cfg.name`` created with ``cfg``'s settings, or joined. A joining worker takes the
-    stored settings; one it was explicitly given that differ is refused in one line."""
+    stored settings; one it was explicitly given that differ is refused in one line. ``--n_trials`` is the
+    study's too, but a worker may raise it (to extend a finished search)."""
     store = storage(cfg)
-    sampler = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=_worker_seed(cfg),
-                                         n_startup_trials=min(8, max(2, cfg.n_trials // 3)))
+    joined = cfg.name in {s.study_name for s in optuna.get_all_study_summaries(store)}
+    sampler = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True,
+                                         seed=_worker_seed(cfg, joined),
+                                         n_startup_trials=N_STARTUP)
     study = optuna.create_study(study_name=cfg.name, storage=store, directions=list(DIRECTIONS), sampler=sampler,
                                 load_if_exists=True)
+    if "n_trials" in explicit or "n_trials" not in study.user_attrs:  # the budget may grow on a resume
+        study.set_user_attr("n_trials", cfg.n_trials)
+    cfg = replace(cfg, n_trials=study.user_attrs["n_trials"])
     stored = study.user_attrs.get("settings")
     if stored is None:
         study.set_user_attr("settings", cfg.study_settings())
@@ -86,9 +94,13 @@ def load_study(cfg: SearchConfig):
     return optuna.load_study(study_name=cfg.name, storage=store)
 
 
-def _worker_seed(cfg: SearchConfig) -> int:
-    """Each worker samples its own sequence (same seed everywhere would propose the same first points)."""
-    return cfg.seed * 1000 + int(os.environ.get("TFLITE_ISP_SEARCH_WORKER", "0"))
+def _worker_seed(cfg: SearchConfig, joined: bool) -> int:
+    """The study's creator samples from ``--seed``; every other worker (``--workers``, another machine, a resume)
+    from its own sequence, or their random first trials would all be the same point."""
+    worker = os.environ.get("TFLITE_ISP_SEARCH_WORKER")
+    if worker is not None:
+        return cfg.seed * 1000 + int(worker)
+    return cfg.seed * 1000 + (os.getpid() % 997 + 1 if joined else 0)
 
 
 class Budget:
@@ -98,8 +110,9 @@ class Budget:
     def __init__(self, cfg: SearchConfig, started: float):
         self.n_trials, self.timeout, self.started = cfg.n_trials, cfg.timeout, started
 
-    def done(self, study) -> bool:
-        return len(study.get_trials(deepcopy=False, states=DONE)) >= self.n_trials
+    def done(self, study, *, counting_running: bool = False) -> bool:
+        states = DONE + ((optuna.trial.TrialState.RUNNING,) if counting_running else ())
+        return len(study.get_trials(deepcopy=False, states=states)) >= self.n_trials
 
     def out_of_time(self, study) -> bool:
         if not self.timeout:
@@ -110,7 +123,7 @@ class Budget:
         return time.monotonic() - self.started + expected > self.timeout
 
     def __call__(self, study, _trial) -> None:
-        if self.done(study) or self.out_of_time(study):
+        if self.done(study, counting_running=True) or self.out_of_time(study):
             study.stop()
 
 
