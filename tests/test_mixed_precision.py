@@ -145,3 +145,14 @@ def test_refusals_are_one_line(settings, expected, mixed_run, isp_data, tmp_path
         _train(_cfg(isp_data, tmp_path / "r", **settings))
     assert str(err.value) == expected or expected in str(err.value)
     assert "\n" not in str(err.value) and _policy() == "float32"
+
+
+def test_recipe_json_records_the_policy_but_a_run_started_from_it_does_not_inherit_it():
+    from dataclasses import replace
+
+    from tflite_isp.nets import recipes
+    from tflite_isp.train.config import TrainConfig, resolve
+
+    recipe = replace(recipes.load_recipe("smallnet"), train={"mixed_precision": "bfloat16", "batch": 3})
+    cfg = resolve(TrainConfig(), recipe)
+    assert cfg.mixed_precision is None and cfg.batch == 3

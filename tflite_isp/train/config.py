@@ -53,10 +53,11 @@ class TrainConfig:
 
 
 def resolve(config: TrainConfig, recipe) -> TrainConfig:
-    """Recipe's [train] values fill in every setting the user did not set explicitly."""
+    """Recipe's [train] values fill in every setting the user did not set explicitly (not mixed_precision, which
+    recipe.json records but which suits the machine, not the network: --init_from a bfloat16 run trains in float32)."""
     values = asdict(config)
     for key, value in recipe.train.items():
-        if key in values and key not in config.explicit:
+        if key in values and key not in config.explicit and key != "mixed_precision":
             values[key] = value
     return TrainConfig(**values)
 
