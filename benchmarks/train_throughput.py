@@ -2,6 +2,7 @@
 
     python benchmarks/train_throughput.py [--models smallnet,sid_unet,punet] [--steps N] [--warmup N]
         [--batch B] [--patch P] [--repeats R] [--out benchmarks/results]
+    python benchmarks/train_throughput.py --compare precision [--precisions float32,bfloat16] [--psnr_steps N] ...
 
 For each model (the recipe's batch, patch and loss unless overridden) one compiled
 ``@tf.function`` train step of the same form as ``tflite_isp.train`` (forward, loss,
@@ -25,6 +26,14 @@ is the share of training time the input pipeline costs (the issue's target: <= 1
 
 Writes ``train_throughput.json`` (everything, per round) and ``train_throughput.md`` (a
 table) to ``--out``, each atomically, after every model.
+
+``--compare precision`` times ``train --mixed_precision`` instead: per model, the same step
+(built under each policy of ``--precisions``, float32 outputs and loss, loss scaling for
+float16) on one cached batch, the precisions interleaved in rotating order each round, so the
+ratio float32 time / mixed time compares like with like; the CPU's ISA flags (AVX512-BF16,
+AMX-BF16, ...) are in the provenance. Then each precision trains ``--psnr_steps`` steps from the
+same seed on the real pipeline and is scored on the validation split (mean PSNR). Writes
+``train_throughput_precision.json`` / ``.md``.
 """
 from __future__ import annotations
 
@@ -59,6 +68,8 @@ from tflite_isp.core.errors import UserError, run_cli
 NAME = "train_throughput"
 DEFAULT_MODELS = "smallnet,sid_unet,punet"
 MODES = ("real", "streamed", "cached")
+PRECISIONS = ("float32", "bfloat16", "float16")
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # the x86 extensions that make bfloat16 matmuls/convs faster than float32
 
 
 def parse_args(argv):
@@ -78,6 +89,15 @@ def parse_args(argv):
                    help="Target length of one timed measurement when --steps is not given (default: 6).")
     p.add_argument("--data", default="embedded:isp",
                    help="Training data as in train.py: LAYOUT:PATH or embedded:isp|lowlight (default: embedded:isp).")
+    p.add_argument("--compare", choices=("pipeline", "precision"), default="pipeline",
+                   help="pipeline: real vs streamed vs cached input (default); precision: float32 vs train "
+                        "--mixed_precision step time and validation PSNR after equal steps.")
+    p.add_argument("--precisions", type=comma_list(PRECISIONS), default="float32,bfloat16",
+                   help="With --compare precision: the compute precisions, first the baseline (default: "
+                        "float32,bfloat16).")
+    p.add_argument("--psnr_steps", type=nonnegative_int, default=200,
+                   help="With --compare precision: training steps per precision before the validation PSNR "
+                        "(0: skip; default 200).")
     add_common_args(p, seed=0)
     return p.parse_args(argv)
 
@@ -235,6 +255,150 @@ def measure_model(name: str, args, data) -> dict:
     return result
 
 
+# --- Precision comparison (train --mixed_precision) --------------------------------------------
+
+def _precision_setup(name: str, args, split):
+    # lazy: TensorFlow start-up only once a model is measured (argument errors come first)
+    from tflite_isp.data import layouts
+    from tflite_isp.nets import architectures, recipes
+    from tflite_isp.train import loop
+    from tflite_isp.train.config import TrainConfig, resolve
+    from tflite_isp.train.losses import make_loss, parse_loss
+
+    recipe = recipes.load_recipe(name)
+    explicit = tuple(k for k in ("batch", "patch") if getattr(args, k) is not None)
+    cfg = resolve(TrainConfig(model=name, seed=args.seed, explicit=explicit,
+                              **{k: getattr(args, k) for k in explicit}), recipe)
+    multiple = architectures.input_multiple(recipe.model)
+    loop.check(cfg, multiple, recipe)
+    layouts.input_levels(split, recipe.input)
+    return recipe, cfg, multiple, make_loss(parse_loss(cfg.loss), vgg_weights=cfg.vgg_weights, patch=cfg.patch)
+
+
+def _precision_trainer(recipe, cfg, loss_fn, precision_name: str, total_steps: int):
+    """(model, compiled step) as ``train --mixed_precision`` builds them (float32: no policy), from ``cfg.seed``."""
+    from tflite_isp.core.tf import keras, tf
+    from tflite_isp.nets import architectures
+    from tflite_isp.train import loop, objectives, precision
+
+    mixed = None if precision_name == "float32" else precision_name
+    strategy = tf.distribute.get_strategy()
+    keras.utils.set_random_seed(cfg.seed)
+    with strategy.scope(), precision.policy(mixed):
+        model = precision.float32_outputs(architectures.build(recipe.model, name=recipe.name, cfa=recipe.input.cfa))
+        optimizer = precision.wrap_optimizer(keras.optimizers.Adam(learning_rate=loop.schedule(cfg, total_steps)),
+                                             mixed)
+    objective = objectives.Plain(model, loss_fn)
+    return objective, loop._train_step(strategy, objective, optimizer)
+
+
+def measure_precisions(name: str, args, data) -> dict:
+    """Per precision: median step time on one cached batch over interleaved rounds; then validation PSNR after
+    ``--psnr_steps`` steps on the real pipeline from the same seed."""
+    from tflite_isp.core.tf import tf
+    from tflite_isp.data import pipeline
+    from tflite_isp.train import loop
+
+    layout, root, split, val = data
+    recipe, cfg, multiple, loss_fn = _precision_setup(name, args, split)
+    strategy = tf.distribute.get_strategy()
+
+    def batches(one: bool, seed: int):
+        def dataset_fn(ctx):
+            return pipeline.training_dataset(split, recipe.input, patch=cfg.patch, batch=cfg.batch, augment=True,
+                                             seed=seed, cache_one_batch=one)
+        return iter(strategy.distribute_datasets_from_function(dataset_fn))
+
+    def run_steps(step, it, n: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            loss = float(step(it))
+            if not math.isfinite(loss):
+                raise UserError(f"{name}: loss became {loss} during the benchmark")
+        return time.perf_counter() - t0
+
+    steps_of, its, compile_s = {}, {}, {}
+    for prec in args.precisions:
+        _, steps_of[prec] = _precision_trainer(recipe, cfg, loss_fn, prec, 10 ** 6)
+        its[prec] = batches(True, cfg.seed)  # the same batch for every precision
+        compile_s[prec] = run_steps(steps_of[prec], its[prec], 1)
+    probe = run_steps(steps_of[args.precisions[0]], its[args.precisions[0]], 2) / 2
+    n = args.steps or int(min(500, max(3, math.ceil(args.round_seconds / probe))))
+    warmup = args.warmup if args.warmup is not None else int(min(20, max(1, math.ceil(1.0 / probe))))
+    log(f"[{name}] batch {cfg.batch}, patch {cfg.patch}: {warmup} warm-up + {n} timed steps per precision, "
+        f"{args.repeats} round(s) of {', '.join(args.precisions)}")
+    rounds = []
+    for r in range(args.repeats):
+        k = r % len(args.precisions)
+        row = {"round": r + 1, "order": args.precisions[k:] + args.precisions[:k]}
+        for prec in row["order"]:
+            run_steps(steps_of[prec], its[prec], warmup)
+            row[f"{prec}_step_s"] = run_steps(steps_of[prec], its[prec], n) / n
+            log(f"[{name}] round {r + 1}/{args.repeats} {prec:8s}: {row[f'{prec}_step_s'] * 1000:.1f} ms/step, "
+                f"{cfg.batch / row[f'{prec}_step_s']:.1f} patches/s")
+        rounds.append(row)
+    del its, steps_of
+    gc.collect()
+
+    base = args.precisions[0]
+    result = {"model": recipe.name, "batch": cfg.batch, "patch": cfg.patch, "loss": cfg.loss, "steps": n,
+              "warmup": warmup, "psnr_steps": args.psnr_steps, "baseline": base, "precisions": {}, "rounds": rounds}
+    for prec in args.precisions:
+        t = statistics.median(r[f"{prec}_step_s"] for r in rounds)
+        result["precisions"][prec] = {"step_s": t, "patches_per_s": cfg.batch / t, "compile_s": compile_s[prec]}
+    t_base = result["precisions"][base]["step_s"]
+    for prec, entry in result["precisions"].items():
+        entry["speedup"] = t_base / entry["step_s"]
+        ratios = [r[f"{base}_step_s"] / r[f"{prec}_step_s"] for r in rounds]
+        entry["speedup_rounds_min"], entry["speedup_rounds_max"] = min(ratios), max(ratios)
+    if args.psnr_steps:
+        val_data = pipeline.eval_dataset(val, recipe.input, multiple=multiple, max_size=1024)
+        for prec in args.precisions:
+            objective, step = _precision_trainer(recipe, cfg, loss_fn, prec, args.psnr_steps)
+            run_steps(step, batches(False, cfg.seed), args.psnr_steps)
+            psnr, _ = loop._evaluate(loop._evaluator(objective.predict, recipe.input), val_data)
+            result["precisions"][prec]["val_psnr"] = psnr
+            log(f"[{name}] {prec}: validation PSNR {psnr:.2f} dB after {args.psnr_steps} steps")
+            del objective, step
+            gc.collect()
+    for prec, entry in result["precisions"].items():
+        if "val_psnr" in entry:
+            entry["psnr_delta_db"] = entry["val_psnr"] - result["precisions"][base]["val_psnr"]
+        log(f"[{name}] {prec}: {entry['patches_per_s']:.1f} patches/s, x{entry['speedup']:.2f} vs {base}"
+            + (f", PSNR {entry['psnr_delta_db']:+.2f} dB" if "psnr_delta_db" in entry else ""))
+    return result
+
+
+def precision_table(report: dict) -> list:
+    rows = []
+    for r in report["results"]:
+        for prec, e in r["precisions"].items():
+            rows.append([r["model"], r["batch"], r["patch"], prec, f"{e['patches_per_s']:.2f}",
+                         f"{e['speedup']:.2f} ({e['speedup_rounds_min']:.2f} .. {e['speedup_rounds_max']:.2f})",
+                         f"{e['val_psnr']:.2f}" if "val_psnr" in e else "–",
+                         f"{e['psnr_delta_db']:+.2f}" if "psnr_delta_db" in e else "–"])
+    return md_table(["model", "batch", "patch", "precision", "patches/s", "speed vs baseline (rounds)",
+                     "val PSNR dB", "Δ PSNR dB"], rows, "lrrlrrrr")
+
+
+def precision_markdown(report: dict) -> str:
+    m, s = report["machine"], report["settings"]
+    isa = report["provenance"].get("isa_flags") or []
+    bf16 = [f for f in BF16_FLAGS if f in isa]
+    lines = ["# Training throughput: float32 vs train --mixed_precision", "", *header(report), "",
+             *precision_table(report), "",
+             f"- bfloat16 hardware: {', '.join(bf16) if bf16 else 'none (no avx512_bf16 / amx_bf16 flag)'}; the "
+             "issue's target (>= 1.8x for the U-Nets, PSNR within 0.1 dB) applies to CPUs with AMX or AVX512-BF16.",
+             f"- Machine: {m['cpu']}, {m['usable_cores']} usable of {m['logical_cores']} logical cores, TensorFlow "
+             f"{m['tensorflow']}; load average {report['load_average_start']} at start, "
+             f"{report['load_average_end']} at end.",
+             f"- Step time: the median per-step time of one cached batch over {s['repeats']} round(s), the "
+             "precisions interleaved in rotating order in this one process; speed = baseline time / this time.",
+             f"- PSNR: each precision trained {s['psnr_steps']} steps from seed {s['seed']} on the real pipeline "
+             "(augmented), then the mean PSNR over the validation split."]
+    return "\n".join(lines) + "\n"
+
+
 # --- Output ----------------------------------------------------------------------------------
 
 def _macs(n: int) -> str:
@@ -294,6 +458,8 @@ def main(argv=None) -> int:
     layout, root = layouts.parse_data_flag(args.data)
     split = layouts.open_split(layout, root, "train")
     data = (layout, root, split)
+    if args.compare == "precision":
+        return precision_main(args, argv, data, t0)
 
     tf_info = tensorflow_info()
     report = start_report(
@@ -318,6 +484,32 @@ def main(argv=None) -> int:
     paths = save()
     log(f"done in {report['wall_s']:.0f} s: {', '.join(map(str, paths))}")
     print("\n".join(table(report)))
+    return 0
+
+
+def precision_main(args, argv, data, t0) -> int:
+    from tflite_isp.data import layouts
+
+    layout, root, split = data
+    val = layouts.open_split(layout, root, layouts.validation_split(layout, root))
+    tf_info = tensorflow_info()
+    report = start_report(
+        NAME, argv, threads=f"TensorFlow intra-op {tf_info['intra_op_threads'] or 'default (every core)'}",
+        machine=tf_info, data=data_info(layout, root, split),
+        settings={"compare": "precision", "models": args.models, "precisions": args.precisions, "steps": args.steps,
+                  "warmup": args.warmup, "batch": args.batch, "patch": args.patch, "repeats": args.repeats,
+                  "psnr_steps": args.psnr_steps, "seed": args.seed, "statistic": "median per-step time over rounds"},
+        results=[])
+    log(provenance_line(report))
+    name = f"{NAME}_precision"
+    for i, model in enumerate(args.models, start=1):
+        log_step(i, len(args.models), f"model {model}", t0)
+        report["results"].append(measure_precisions(model, args, (layout, root, split, val)))
+        save_results(args.out, name, report, precision_markdown)
+    finish_report(report, t0)
+    paths = save_results(args.out, name, report, precision_markdown)
+    log(f"done in {report['wall_s']:.0f} s: {', '.join(map(str, paths))}")
+    print("\n".join(precision_table(report)))
     return 0
 
 

@@ -11,7 +11,7 @@ from absl import flags
 
 from tflite_isp.core import cli
 from tflite_isp.core.errors import UserError
-from tflite_isp.train.config import LR_SCHEDULES, STRATEGIES, TrainConfig
+from tflite_isp.train.config import LR_SCHEDULES, PRECISIONS, STRATEGIES, TrainConfig
 from tflite_isp.train.loop import run
 
 FLAGS = flags.FLAGS
@@ -38,6 +38,9 @@ flags.DEFINE_integer("cache_mb", 1024, "Decode the training split once into memo
 flags.DEFINE_integer("val_max_size", 1024, "Largest validation crop in RAW pixels (bounds eval time).")
 flags.DEFINE_boolean("resume", False, "Continue the run in --out (or the newest run) from its last checkpoint.")
 flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "tf.distribute strategy; multi_worker reads TF_CONFIG.")
+flags.DEFINE_enum("mixed_precision", None, list(PRECISIONS), "Train in this compute dtype (tf_keras mixed policy: "
+                  "float32 variables, loss and outputs; float16 adds loss scaling); model.keras stays float32. "
+                  "Fast where the CPU has AMX or AVX512-BF16 (bfloat16) or on a GPU; slower on AVX2-only CPUs.")
 flags.DEFINE_string("init_from", None, "Start from this run's weights (and its recipe, unless --model is given).")
 flags.DEFINE_float("prune_sparsity", None, "Magnitude pruning (tfmot) of conv/dense kernels to this sparsity, "
                                            "stripped before model.keras is saved.")

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 LR_SCHEDULES = ("constant", "cosine", "step")
+PRECISIONS = ("bfloat16", "float16")  # --mixed_precision: tf_keras's mixed_bfloat16 / mixed_float16 policies
 
 
 @dataclass
@@ -47,14 +48,16 @@ class TrainConfig:
     prune_psnr_drop: float = 0.3
     prune_step: float = 0.1
     prune_rounds: int = 10
+    mixed_precision: str | None = None  # None: float32
     explicit: tuple = field(default=(), repr=False)  # flags the user set (win over the recipe)
 
 
 def resolve(config: TrainConfig, recipe) -> TrainConfig:
-    """Recipe's [train] values fill in every setting the user did not set explicitly."""
+    """Recipe's [train] values fill in every setting the user did not set explicitly (not mixed_precision, which
+    recipe.json records but which suits the machine, not the network: --init_from a bfloat16 run trains in float32)."""
     values = asdict(config)
     for key, value in recipe.train.items():
-        if key in values and key not in config.explicit:
+        if key in values and key not in config.explicit and key != "mixed_precision":
             values[key] = value
     return TrainConfig(**values)
 
@@ -66,6 +69,11 @@ def compression(cfg: TrainConfig) -> dict:
     if not (cfg.teacher or cfg.joint_large_head):
         used.pop("distill_alpha", None)
     return {"compression": used} if used else {}
+
+
+def precision_used(cfg: TrainConfig) -> dict:
+    """The mixed-precision policy trained under, for metrics.json (empty for float32)."""
+    return {"mixed_precision": cfg.mixed_precision} if cfg.mixed_precision else {}
 
 
 def run_tag(cfg: TrainConfig) -> str:
@@ -83,4 +91,5 @@ def train_section(cfg: TrainConfig) -> dict:
     """The resolved [train] section that recipe.json records."""
     keep = ("loss", "batch", "patch", "epochs", "steps_per_epoch", "optimizer", "lr", "lr_schedule", "lr_min",
             "lr_step_at", "augment", "checkpoint_every", "seed")
-    return {k: getattr(cfg, k) for k in keep} | ({"aux_weights": list(cfg.aux_weights)} if cfg.aux_weights else {})
+    return ({k: getattr(cfg, k) for k in keep} | ({"aux_weights": list(cfg.aux_weights)} if cfg.aux_weights else {})
+            | precision_used(cfg))

@@ -1,13 +1,12 @@
 """The training loop behind ``python -m tflite_isp.train``: ``run(cfg)`` in named phases.
 
-``rundir`` prepares (or resumes) the run directory and opens the data; this module builds the
-model, optimizer and checkpointing, runs the compiled steps epoch by epoch (checkpoints, best
-weights by validation PSNR, metrics.json, TensorBoard logs) and saves model.keras.
+``rundir`` prepares (or resumes) the run directory and opens the data; this module builds the model, optimizer and
+checkpointing, runs the compiled steps epoch by epoch (checkpoints, best weights by validation PSNR, metrics.json,
+TensorBoard logs) and saves model.keras (float32 whatever ``precision`` trained it in).
 
-TensorFlow is imported at the top, which creates no op and leaves the eager context
-uninitialised; ``run`` still makes its tf.distribute strategy before any other TensorFlow op,
-because MultiWorkerMirroredStrategy has to configure that context (cluster, collectives) before
-it starts.  Nothing at module level here may create a tensor, variable or dataset.
+TensorFlow is imported at the top, which creates no op and leaves the eager context uninitialised; ``run`` still
+makes its tf.distribute strategy before any other TensorFlow op, because MultiWorkerMirroredStrategy has to configure
+that context (cluster, collectives) before it starts. Nothing at module level may create a tensor, variable or dataset.
 """
 from __future__ import annotations
 
@@ -26,8 +25,8 @@ from tflite_isp.core.tf import keras, tf
 from tflite_isp.data import pipeline
 from tflite_isp.nets import architectures, recipes
 from tflite_isp.nets.stats import count_macs, count_params
-from tflite_isp.train import channel_prune, objectives, rundir, sparsity
-from tflite_isp.train.config import LR_SCHEDULES, TrainConfig, compression, resolve
+from tflite_isp.train import channel_prune, objectives, precision, rundir, sparsity
+from tflite_isp.train.config import LR_SCHEDULES, TrainConfig, compression, precision_used, resolve
 from tflite_isp.train.losses import make_loss, parse_loss
 from tflite_isp.train.rundir import Data, finished_run, log
 
@@ -53,7 +52,7 @@ class _Training:
     eval_step: object = None
     metrics: dict | None = None
     writer: object = None
-    spec: object = None  # the recipe's input spec (InputSpec or LabSpec)
+    recipe: object = None  # the resolved recipe (its input spec renders validation output)
     keep_last: bool = False  # ship the last weights, not the best by validation PSNR (colourisation)
 
 
@@ -69,7 +68,7 @@ def run(cfg: TrainConfig) -> dict:
     rundir.write_run_files(run_dir, cfg, recipe, data, is_chief)
     t = _build(cfg, recipe, strategy, run_dir, is_chief, task_id, loss_fn)
     t.iterator, t.val_data = _datasets(cfg, recipe, data, strategy, multiple, t.step)
-    t.spec = recipe.input
+    t.recipe = recipe
     # PSNR prefers a grey colouriser (a wrong hue costs more than none), so picking the best epoch by it would ship
     # the least colourful weights: a colourisation run keeps its last
     t.keep_last = recipe.task == "colorize"
@@ -110,6 +109,7 @@ def check(cfg: TrainConfig, multiple: int, recipe) -> None:
         raise UserError(f"lr_schedule must be one of {LR_SCHEDULES}, not {cfg.lr_schedule!r}")
     if cfg.prune_sparsity is not None:
         sparsity.check(cfg.prune_sparsity)
+    precision.check(cfg.mixed_precision)
     objectives.validate(recipe.model, teacher=bool(cfg.teacher), alpha=cfg.distill_alpha,
                         features=cfg.distill_features, large=cfg.joint_large_head)
 
@@ -149,10 +149,11 @@ def _build(cfg: TrainConfig, recipe, strategy, run_dir: Path, is_chief: bool, ta
     """Model(s), optimizer and checkpoint manager; --resume restores them from the last checkpoint."""
     total_steps = cfg.epochs * cfg.steps_per_epoch
     keras.utils.set_random_seed(cfg.seed)
-    with strategy.scope():
+    with strategy.scope(), precision.policy(cfg.mixed_precision):  # the build only: layers keep their policy
         objective = _objective(cfg, recipe, loss_fn, total_steps)
         model = objective.model
-        optimizer = keras.optimizers.Adam(learning_rate=schedule(cfg, total_steps))
+        optimizer = precision.wrap_optimizer(keras.optimizers.Adam(learning_rate=schedule(cfg, total_steps)),
+                                             cfg.mixed_precision)
         best_psnr = tf.Variable(-math.inf, dtype=tf.float64, trainable=False, name="best_psnr")
     optimizer.build(objective.variables)  # so a restore fills the slots before the first step
     pruning = sparsity.StepUpdater(model) if cfg.prune_sparsity else None
@@ -184,6 +185,7 @@ def _objective(cfg: TrainConfig, recipe, loss_fn, total_steps: int):
     elif cfg.aux_weights and not cfg.teacher:  # a recipe's level heads (PyNET-V2); distillation trains without
         objective = objectives.Levels(recipe.model, loss_fn, weights=cfg.aux_weights, name=recipe.name)
     model = objective.model if objective else architectures.build(recipe.model, name=recipe.name, cfa=recipe.input.cfa)
+    model = precision.float32_outputs(model)  # a float32 loss under --mixed_precision
     if cfg.init_from:
         source = architectures.load(finished_run(cfg.init_from) / "model.keras")
         try:
@@ -202,8 +204,8 @@ def _objective(cfg: TrainConfig, recipe, loss_fn, total_steps: int):
 
 def _channel_prune(cfg: TrainConfig) -> dict:
     """--channel_prune RUN: the source run's recipe and weights, pruned round by round into a new run."""
-    clash = [f"--{k}" for k in ("resume", "teacher", "joint_large_head", "prune_sparsity", "init_from")
-             if getattr(cfg, k)]
+    clash = [f"--{k}" for k in ("resume", "teacher", "joint_large_head", "prune_sparsity", "init_from",
+                                "mixed_precision") if getattr(cfg, k)]
     if clash:
         raise UserError(f"--channel_prune does not combine with {', '.join(clash)}")
     source = finished_run(cfg.channel_prune)
@@ -235,8 +237,8 @@ def _train_step(strategy, objective, optimizer):
         def step_fn(x, y):
             with tf.GradientTape() as tape:
                 loss = objective.loss(x, y)
-                scaled = loss / strategy.num_replicas_in_sync  # the optimizer sums across replicas
-            grads = tape.gradient(scaled, objective.variables)
+                scaled = precision.scaled(optimizer, loss / strategy.num_replicas_in_sync)  # summed over replicas
+            grads = precision.unscaled(optimizer, tape.gradient(scaled, objective.variables))
             optimizer.apply_gradients(zip(grads, objective.variables))
             return loss
         return strategy.reduce(tf.distribute.ReduceOp.MEAN, strategy.run(step_fn, args=next(it)), axis=None)
@@ -273,7 +275,7 @@ def _start_metrics(t: _Training, recipe, data: Data, full_hd, strategy) -> None:
     macs = count_macs(full_hd)
     t.metrics = rundir.load_metrics(t.run_dir) if cfg.resume else {"epochs": []}
     t.metrics.update({"model": recipe.name, "parameters": count_params(full_hd), "macs_full_hd": macs,
-                      "loss": cfg.loss, "total_steps": t.total_steps, **compression(cfg)})
+                      "loss": cfg.loss, "total_steps": t.total_steps, **compression(cfg), **precision_used(cfg)})
     if cfg.resume:
         t.metrics.setdefault("resumed_from", []).append(t.step)
     t.writer = (tf.summary.create_file_writer(str(t.run_dir / "logs")) if t.is_chief
@@ -337,7 +339,7 @@ def _end_epoch(t: _Training, epoch: int, losses: list, seen: int, elapsed: float
     if improved:
         t.best_psnr.assign(v_psnr)
         if t.is_chief:
-            _save_weights(t.model, t.run_dir / "best.weights.h5")
+            _save(t.model, t.run_dir / "best.weights.h5", weights_only=True)
     t.manager.save(checkpoint_number=t.step)
     row = {"epoch": epoch + 1, "step": t.step, "loss": sum(losses) / len(losses), "val_psnr": v_psnr,
            "val_ssim": v_ssim, "patches_per_s": seen / elapsed, "seconds": elapsed, "best": improved}
@@ -370,12 +372,13 @@ def _finish(t: _Training) -> dict:
         if (t.run_dir / "best.weights.h5").is_file() and not t.keep_last:
             t.model.load_weights(str(t.run_dir / "best.weights.h5"))
         if isinstance(t.objective, objectives.Joint):
-            large_psnr, _ = _evaluate(_evaluator(t.objective.predict_large, t.spec), t.val_data)
+            large_psnr, _ = _evaluate(_evaluator(t.objective.predict_large, t.recipe.input), t.val_data)
             metrics["joint"] = {"large_head_val_psnr": large_psnr}
         final = t.objective.deployable(sparsity.strip(t.model) if cfg.prune_sparsity else t.model)
+        final = precision.float32_model(final, t.recipe)  # what export reads is float32 whatever the training
         if cfg.prune_sparsity:
             metrics["prune_sparsity_achieved"] = sparsity.kernel_sparsity(final)
-        _save_model(final, t.run_dir / "model.keras")
+        _save(final, t.run_dir / "model.keras")
         metrics["kept"] = "last" if t.keep_last else "best"
         metrics["finished"] = True
         atomic.write_json(t.run_dir / "metrics.json", metrics)
@@ -389,11 +392,6 @@ def _finish(t: _Training) -> dict:
     return metrics
 
 
-def _save_weights(model, path: Path) -> None:
+def _save(model, path: Path, weights_only: bool = False) -> None:
     with atomic.replacing(path) as tmp:
-        model.save_weights(str(tmp))
-
-
-def _save_model(model, path: Path) -> None:
-    with atomic.replacing(path) as tmp:
-        model.save(str(tmp))
+        (model.save_weights if weights_only else model.save)(str(tmp))

@@ -95,7 +95,9 @@ class Distill(Plain):
             t, s = self.teacher(x, training=False), self.model(x, training=True)
             return (1 - self.alpha) * self.loss_fn(y, s) + self.alpha * self.loss_fn(tf.stop_gradient(t), s)
         (t, t_feat), (s, s_feat) = self.teacher(x, training=False), self.student(x, training=True)
-        s_feat = _match_size(self.adapter(s_feat), t_feat)
+        s_feat = tf.cast(self.adapter(s_feat), tf.float32)  # float32 under --mixed_precision too
+        t_feat = tf.cast(t_feat, tf.float32)
+        s_feat = _match_size(s_feat, t_feat)
         t_feat = _match_size(t_feat, s_feat)
         feature_loss = tf.reduce_mean(tf.square(s_feat - tf.stop_gradient(t_feat)))
         task = (1 - self.alpha) * self.loss_fn(y, s) + self.alpha * self.loss_fn(tf.stop_gradient(t), s)

@@ -47,6 +47,9 @@ def _resume(cfg: TrainConfig) -> tuple:
     if "model" in cfg.explicit and recipes.load_recipe(cfg.model).name != recipe.name:
         raise fail(run_dir, f"cannot resume: this run trains {recipe.name}, not {cfg.model}")
     stored = json.loads((run_dir / "run.json").read_text())["config"]
+    if "mixed_precision" in cfg.explicit and cfg.mixed_precision != stored.get("mixed_precision"):
+        raise fail(run_dir, f"cannot resume: this run trains in {stored.get('mixed_precision') or 'float32'}, not "
+                            f"{cfg.mixed_precision or 'float32'} (its checkpoints hold that optimizer)")
     stored.update({k: getattr(cfg, k) for k in cfg.explicit if k not in ("model", "resume")})
     cfg = TrainConfig(**{**stored, "resume": True, "out": str(run_dir), "explicit": cfg.explicit})
     return cfg, recipe, run_dir
