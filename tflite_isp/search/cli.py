@@ -37,6 +37,7 @@ _RUN_FLAGS = {  # flag -> (type, help); defaults come from SearchConfig
     "patch": (int, "proxy-training crop in RAW pixels"),
     "prune_margin": (float, "dB below a faster finished trial at the same step that prunes a trial"),
     "max_ms": (float, "latency budget on the target: slower candidates are pruned before training"),
+    "mixed_precision": (str, "proxy training in bfloat16 or float16 (train --mixed_precision)"),
     "calibration_images": (int, "INT8 calibration images per trial"),
     "fidelity_images": (int, "validation images the INT8 file is scored on"),
     "seed": (int, "random seed"),

@@ -27,6 +27,7 @@ class SearchConfig:
     patch: int = 128
     prune_margin: float = 1.0  # dB: a trial this far below a faster finished trial at the same step is pruned
     max_ms: float | None = None  # latency budget on the target: slower candidates are pruned before training
+    mixed_precision: str | None = None  # proxy training under train --mixed_precision (AMX / AVX512-BF16, GPUs)
     calibration_images: int = 32
     fidelity_images: int = 16
     seed: int = 0
@@ -50,6 +51,8 @@ class SearchConfig:
                 raise UserError(f"--{key} must be positive, not {getattr(self, key)}")
         if self.latency not in ("measure", "predict"):
             raise UserError(f"--latency must be measure or predict, not {self.latency!r}")
+        if self.mixed_precision not in (None, "bfloat16", "float16"):
+            raise UserError(f"--mixed_precision must be bfloat16 or float16, not {self.mixed_precision!r}")
         if self.trial_steps < self.eval_steps:
             raise UserError(f"--trial_steps {self.trial_steps} is less than --eval_steps {self.eval_steps}")
         if not self.name or "/" in self.name:
@@ -70,4 +73,4 @@ class SearchConfig:
 
 #: the settings every worker of one study shares (the rest are per worker)
 STUDY_KEYS = ("target", "latency", "table", "data", "base", "space", "trial_steps", "eval_steps", "batch", "patch",
-              "prune_margin", "max_ms", "calibration_images", "fidelity_images", "seed")
+              "prune_margin", "max_ms", "mixed_precision", "calibration_images", "fidelity_images", "seed")

@@ -51,7 +51,8 @@ class Trial:
         early_ms = self.latency(quick, recipe_path)
         trial.set_user_attr("early_ms", round(early_ms, 3))
         if self.cfg.max_ms and early_ms > self.cfg.max_ms:
-            _prune(trial, "latency", f"{early_ms:.1f} ms > --max_ms {self.cfg.max_ms:g} on {self.target.spec}")
+            _prune(trial, "latency", f"{early_ms:.1f} ms > --max_ms {self.cfg.max_ms:g} on {self.target.spec}",
+                   violation=early_ms / self.cfg.max_ms - 1)
         run_dir = folder / "run"
         self._train(trial, recipe_path, run_dir, early_ms)  # (c)
         manifest = self._export(trial, run_dir)
@@ -84,17 +85,17 @@ class Trial:
             model = architectures.build(architectures.deploy_form(section), height=h, width=w, batch=1,
                                         cfa=recipe.input.cfa)
         except ValueError as err:
-            _prune(trial, "invalid", str(err))
+            _prune(trial, "invalid", str(err), violation=1.0)
         trial.set_user_attr("params", count_params(model))
         trial.set_user_attr("gmac", round(count_macs(model) / 1e9, 3))
         try:
             data = untrained_int8(model, recipe.input.channels)
         except UserError as err:
-            _prune(trial, "convert", str(err))
+            _prune(trial, "convert", str(err), violation=1.0)
         report = compat.check(flatbuffer.parse(data), self.target.delegate)
         trial.set_user_attr("delegate", report.summary())
         if not report.fully_delegable:
-            _prune(trial, "delegate", report.summary())
+            _prune(trial, "delegate", report.summary(), violation=len(report.cpu_fallback))
         path = folder / "untrained_int8.tflite"
         atomic.write_bytes(path, data)
         return path
@@ -115,6 +116,8 @@ class Trial:
     def _train(self, trial, recipe_path: Path, run_dir: Path, early_ms: float) -> None:
         args = ["--model", str(recipe_path), "--data", self.cfg.data, "--out", str(run_dir),
                 "--seed", str(self.cfg.seed)]
+        if self.cfg.mixed_precision:
+            args += ["--mixed_precision", self.cfg.mixed_precision]
         proc, logfile = _start("train", args, run_dir.parent / "train.log")
         seen = 0
         try:
@@ -165,8 +168,10 @@ def untrained_int8(model, channels: int) -> bytes:
                            representative=convert.representative_from(calib))
 
 
-def _prune(trial, stage: str, reason: str):
-    """Stop the trial, recording which test it failed and why."""
+def _prune(trial, stage: str, reason: str, violation: float = 0.0):
+    """Stop the trial, recording which test it failed and why (``violation`` > 0: a hard requirement missed)."""
+    if violation > 0:
+        trial.set_user_attr("violation", round(violation, 4))
     trial.set_user_attr("pruned_at", stage)
     trial.set_user_attr("reason", reason)
     raise optuna.TrialPruned(f"{stage}: {reason}")
