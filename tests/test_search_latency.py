@@ -57,6 +57,8 @@ def test_profile_writes_a_table_that_round_trips(table_path):
     assert {"CONV_2D_3x3/int8", "CONV_2D_1x1/int8", "ADD/int8", "RELU/fp32", "DEPTH_TO_SPACE/int8"} <= set(
         table["models"])
     assert all(c >= 0 for m in table["models"].values() for c in m["coef"])
+    refit = latency.load_table(profile.refit(table_path, log=lambda _: None))  # the same timings, refitted
+    assert refit["models"] == table["models"] and refit["probes"] == raw["probes"]
 
 
 def test_predict_covers_every_op(table_path, candidate):

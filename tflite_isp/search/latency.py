@@ -1,14 +1,15 @@
 """Latency predicted from a device's per-op table (``converters/latency/<device>.json``, written by ``profile``):
 ``overhead + graph_scale * sum of each op's cost`` from its op type's fitted model.
 
-Cost model (per op key and precision): ``ms = a*GMAC + b*Mpix_out + c*MB_in + d*MB_out + e*MB_beyond_cache + f``,
-all coefficients >= 0 (non-negative least squares over the single-op probes, rows weighted by 1/measured so the fit
-minimises relative error). Thin convolutions are bound by per-pixel work and memory traffic, not MACs (the Mpix and
-byte terms); wide ones by MACs; the per-byte cost rises once tensors outgrow the last-level cache (a breakpoint
-chosen by leave-one-out error). Ops without MACs use the byte terms and the constant. The per-graph terms (scale,
-overhead) are fitted on several-op probe chains: in a whole graph each op reads what the previous one just wrote,
-which single-op probes do not see. Linear models rather than interpolation among probes: they extrapolate to
-shapes between and beyond the grid, and the NNLS keeps every term physical.
+Cost model (per op key and precision), all coefficients >= 0:
+``ms = a*GMAC + b*Mpix_out + b'*Mpix_out_thin + c*MB_in + d*MB_out + e*MB_beyond_cache + f``
+(non-negative least squares over the single-op probes, rows weighted by 1/measured so the fit minimises relative
+error). Thin convolutions are bound by per-pixel work and memory traffic, not MACs (the Mpix and byte terms); wide
+ones by MACs; the per-byte cost rises once tensors outgrow the last-level cache (a breakpoint chosen by
+leave-one-out error). Ops without MACs use the byte terms and the constant. The per-graph terms (scale, overhead)
+are fitted on several-op probe chains: in a whole graph each op reads what the previous one just wrote, which
+single-op probes do not see. Linear models rather than interpolation among probes: they extrapolate to shapes
+between and beyond the grid, and the NNLS keeps every term physical.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from tflite_isp.run import flatbuffer
 
 FORMAT = 1
 MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED")
-MAC_FEATURES = ("gmac", "mpix", "mb_in", "mb_out", "mb_over", "op")
+MAC_FEATURES = ("gmac", "mpix", "mpix_thin", "mb_in", "mb_out", "mb_over", "op")
 BYTE_FEATURES = ("mb_in", "mb_out", "mb_over", "op")
 FREE_OPS = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")  # metadata only in XNNPACK and LiteRT: no probe, cost 0
 IDENTITY_KEYS = ("kind", "cpu_model", "arch", "isa", "model", "soc", "delegate", "host")
@@ -86,8 +87,9 @@ def op_key(op: flatbuffer.OpInfo) -> str:
 
 
 def op_features(op: flatbuffer.OpInfo, cache_mb: float = 0.0) -> dict:
-    """GMAC and output Mpixels (MAC ops), MB read (non-constant inputs), MB written, MB beyond ``cache_mb`` (what
-    streams from DRAM rather than cache: per-byte cost rises past the last-level cache), and 1 (the constant)."""
+    """GMAC, output Mpixels, and those again for inputs of <= 4 channels (MAC ops: XNNPACK wastes most SIMD lanes
+    on such thin inputs, so a 4-channel stem conv costs like a 16-channel one); MB read (non-constant inputs), MB
+    written, MB beyond ``cache_mb`` (streamed from DRAM: per-byte cost rises past the last-level cache); 1."""
     mb_in = sum(flatbuffer.tensor_bytes(t) for t in op.inputs if t is not None and not t.is_constant) / 1e6
     mb_out = sum(flatbuffer.tensor_bytes(t) for t in op.outputs if t is not None) / 1e6
     feats = {"mb_in": mb_in, "mb_out": mb_out, "mb_over": max(0.0, mb_in + mb_out - cache_mb), "op": 1.0}
@@ -95,6 +97,8 @@ def op_features(op: flatbuffer.OpInfo, cache_mb: float = 0.0) -> dict:
         feats["gmac"] = flatbuffer.op_macs(op) / 1e9
         out = op.outputs[0]
         feats["mpix"] = float(np.prod(out.shape[:-1])) / 1e6 if out is not None and len(out.shape) > 1 else 0.0
+        x = op.inputs[2] if op.name == "TRANSPOSE_CONV" and len(op.inputs) > 2 else op.inputs[0]
+        feats["mpix_thin"] = feats["mpix"] if x is not None and x.shape and x.shape[-1] <= 4 else 0.0
     return feats
 
 
@@ -164,7 +168,7 @@ def _fallback(key: str, models: dict) -> str | None:
 
 def op_cost(op: flatbuffer.OpInfo, table: dict) -> dict:
     """One op's predicted record: index, type, model key used, outputs' tensor names, GMAC, ms (the op model's
-    cost times the table's graph scale, so a file's records sum to its prediction less the per-graph overhead)."""
+    cost with the table's graph terms, so a file's records sum to its prediction less the per-graph overhead)."""
     key = op_key(op)
     models = table["models"]
     used = key if key in models else (None if op.name in FREE_OPS else _fallback(key, models))
@@ -172,7 +176,8 @@ def op_cost(op: flatbuffer.OpInfo, table: dict) -> dict:
     ms = 0.0
     if used is not None:
         m = models[used]
-        ms = table.get("graph_scale", 1.0) * sum(c * feats.get(f, 0.0) for f, c in zip(m["features"], m["coef"]))
+        ms = table["graph_scale"] * sum(c * feats.get(f, 0.0) for f, c in zip(m["features"], m["coef"]))
+    ms += table.get("graph_ms_per_mb", 0.0) * feats["mb_out"]
     record = {"index": op.index, "op": op.name, "key": key, "model": used,
               "outputs": [t.name for t in op.outputs if t is not None], "gmac": round(feats.get("gmac", 0.0), 6),
               "ms": round(ms, 4)}

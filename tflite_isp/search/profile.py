@@ -193,17 +193,18 @@ def fit(records: list) -> tuple:
 
 
 def fit_graph(chains: list, models: dict, invoke_ms: float) -> tuple:
-    """Per-graph terms from the several-op probes: measured = scale * (sum of op costs) + overhead (NNLS, 1/ms
-    weights); (scale, overhead ms). Without chains: (1, the tiny graph's invoke time)."""
+    """Per-graph terms from the several-op probes: measured = scale * (sum of op costs) + per_mb * (MB the ops
+    write: whole-graph intermediates leave the cache, a single-op probe's input stays in it) + overhead (NNLS,
+    1/ms weights); (scale, per_mb, overhead ms). Without enough chains: (1, 0, the tiny graph's invoke time)."""
     from scipy.optimize import nnls  # lazy: SciPy only when fitting
 
-    sums = [sum(_op_ms(op, models) for op in r["ops"]) for r in chains]
-    if len(chains) < 2:
-        return 1.0, invoke_ms
+    if len(chains) < 3:
+        return 1.0, 0.0, invoke_ms
+    sums = np.array([sum(_op_ms(op, models) for op in r["ops"]) for r in chains])
+    mbs = np.array([sum(op["features"]["mb_out"] for op in r["ops"]) for r in chains])
     w = 1.0 / np.array([r["ms"] for r in chains])
-    a = np.stack([np.array(sums) * w, w], axis=1)
-    (scale, overhead), _ = nnls(a, np.ones(len(chains)))
-    return float(scale), float(overhead)
+    (scale, per_mb, overhead), _ = nnls(np.stack([sums * w, mbs * w, w], axis=1), np.ones(len(chains)))
+    return float(scale), float(per_mb), float(overhead)
 
 
 def _op_ms(op, models) -> float:
@@ -214,10 +215,13 @@ def _op_ms(op, models) -> float:
     return sum(c * feats.get(f, 0.0) for f, c in zip(m["features"], m["coef"]))
 
 
-def fit_errors(records: list, models: dict, scale: float, overhead_ms: float) -> dict:
+def fit_errors(records: list, models: dict, graph: tuple) -> dict:
     """Median absolute % error of the fitted table on its own probes (single ops and chains apart)."""
+    scale, per_mb, overhead_ms = graph
+
     def pct(r):
-        return abs(overhead_ms + scale * sum(_op_ms(op, models) for op in r["ops"]) - r["ms"]) / r["ms"] * 100
+        ms = overhead_ms + sum(scale * _op_ms(op, models) + per_mb * op["features"]["mb_out"] for op in r["ops"])
+        return abs(ms - r["ms"]) / r["ms"] * 100
     out = {}
     for name, sel in (("single_ops", [r for r in records if r["op"] != "chain"]),
                       ("chains", [r for r in records if r["op"] == "chain"])):
@@ -257,6 +261,17 @@ def profile(runtime: str, out: Path | None = None, log=print, *, probes=None, th
         timed = _time_rounds(timer, [path for _, path in files], rounds, log, t0)
         invoke_ms = timed[0]["ms"] - (timed[0].get("op_ms") or 0.0)
         records = [probe_record(probe, path, t, invoke_ms) for (probe, path), t in zip(files[1:], timed[1:])]
+    table = build_table(records, timer.description, runtime=runtime, invoke_ms=invoke_ms, rounds=rounds)
+    table["profile_s"] = round(time.monotonic() - t0, 1)
+    path = Path(out) if out is not None else latency.default_table_path(table["device"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(path, table)
+    log(f"profile {runtime}: {len(records)} probes in {table['profile_s']:.0f} s; {summary(table)}; wrote {path}")
+    return path
+
+
+def build_table(records: list, description: dict, *, runtime: str, invoke_ms: float, rounds: int) -> dict:
+    """The table: per-op models fitted on the single-op probes, graph terms on the chains, the probes kept."""
     singles = [r for r in records if r["op"] != "chain"]
     models, cache_mb, loo_pct = fit(singles)
     for r in records:  # features at the chosen breakpoint and per-op shares, for the guidelines page
@@ -264,26 +279,39 @@ def profile(runtime: str, out: Path | None = None, log=print, *, probes=None, th
             op["features"]["mb_over"] = round(max(0.0, op["features"]["mb_in"] + op["features"]["mb_out"]
                                                   - cache_mb), 6)
             op["ms"] = round(_op_ms(op, models), 4)
-    scale, overhead_ms = fit_graph([r for r in records if r["op"] == "chain"], models, invoke_ms)
-    table = {"format": latency.FORMAT, "device": latency.device_name(timer.description),
-             "description": timer.description, "commit": commit(), "runtime": runtime,
-             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "invoke_ms": round(invoke_ms, 4),
-             "overhead_ms": round(overhead_ms, 4), "graph_scale": round(scale, 4), "cache_mb": cache_mb,
-             "statistic": "min over invokes and rounds", "rounds": rounds,
-             "cost_model": "ms = overhead + graph_scale * sum over ops of (a*GMAC + b*Mpix + c*MB_in + d*MB_out + "
-                           "e*MB_beyond_cache + f), one model per op key and precision (NNLS, 1/ms row weights; "
-                           "no GMAC/Mpix terms for ops without MACs); graph terms fitted on the chain probes",
-             "fit": {**fit_errors(records, models, scale, overhead_ms), "leave_one_out_single_ops_pct": loo_pct},
-             "profile_s": round(time.monotonic() - t0, 1), "models": models, "probes": records}
-    path = Path(out) if out is not None else latency.default_table_path(table["device"])
-    path.parent.mkdir(parents=True, exist_ok=True)
+    graph = fit_graph([r for r in records if r["op"] == "chain"], models, invoke_ms)
+    return {"format": latency.FORMAT, "device": latency.device_name(description), "description": description,
+            "commit": commit(), "runtime": runtime, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "invoke_ms": round(invoke_ms, 4), "overhead_ms": round(graph[2], 4), "graph_scale": round(graph[0], 4),
+            "graph_ms_per_mb": round(graph[1], 6), "cache_mb": cache_mb,
+            "statistic": "min over invokes and rounds", "rounds": rounds,
+            "cost_model": "ms = overhead + sum over ops of (graph_scale * (a*GMAC + b*Mpix + b'*Mpix_thin + c*MB_in "
+                          "+ d*MB_out + e*MB_beyond_cache + f) + graph_ms_per_mb * MB_out), one model per op key and "
+                          "precision (NNLS, 1/ms row weights; no GMAC/Mpix terms for ops without MACs); graph terms "
+                          "fitted on the chain probes",
+            "fit": {**fit_errors(records, models, graph), "leave_one_out_single_ops_pct": loo_pct},
+            "models": models, "probes": records}
+
+
+def summary(table: dict) -> str:
+    fit_ = table["fit"]
+    return (f"median error on single ops {fit_['single_ops']['median_abs_pct']} % (leave-one-out "
+            f"{fit_['leave_one_out_single_ops_pct']} %), on chains {fit_['chains']['median_abs_pct']} %; cache "
+            f"breakpoint {table['cache_mb']:g} MB, graph scale {table['graph_scale']:.2f} + "
+            f"{table['graph_ms_per_mb']:.3f} ms/MB written, overhead {table['overhead_ms']:.2f} ms")
+
+
+def refit(path, log=print) -> Path:
+    """Refit a table from the probe timings it holds (after a change to the cost model; nothing is re-timed)."""
+    old = latency.load_table(path, device=None)
+    records = [{**r, "ops": [{k: v for k, v in op.items() if k != "ms"} for op in r["ops"]]} for r in old["probes"]]
+    table = build_table(records, old["description"], runtime=old["runtime"], invoke_ms=old["invoke_ms"],
+                        rounds=old["rounds"])
+    table["profile_s"], table["created"], table["commit"] = old.get("profile_s"), old["created"], old["commit"]
     atomic.write_json(path, table)
-    log(f"profile {runtime}: {len(records)} probes in {table['profile_s']:.0f} s; median error on single ops "
-        f"{table['fit']['single_ops']['median_abs_pct']} % (leave-one-out {loo_pct} %), on chains "
-        f"{table['fit']['chains']['median_abs_pct']} %; cache breakpoint {cache_mb:g} MB, graph scale {scale:.2f}, "
-        f"overhead {overhead_ms:.2f} ms; wrote {path}")
-    return path
+    log(f"refit {path}: {summary(table)}")
+    return Path(path)
 
 
-__all__ = ["OP_PROFILING_FLAGS", "AdbTimer", "BoardTimer", "LocalTimer", "adb_probe_args", "commit", "fit",
-           "profile", "timer_for"]
+__all__ = ["OP_PROFILING_FLAGS", "AdbTimer", "BoardTimer", "LocalTimer", "adb_probe_args", "build_table", "commit",
+           "fit", "profile", "refit", "timer_for"]
