@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/latency_predictor.py [--random 8] [--precisions int8,fp32] [--table PATH]
         [--runs 5] [--threads 2] [--out benchmarks/results]
 
-A fresh table is profiled first (``tflite_isp.search.profile``, ``--runtime local``) unless ``--table`` names one.
+A fresh table is profiled first (``tflite_isp.search.profile``, ``--runtime local``, written to
+``converters/latency/<device>.json``) unless ``--table`` names one: profile and candidates are then timed in the
+same window of a shared machine's load.
 Candidates (``candidates()``; none of them is a probe): zoo recipes at reduced widths, and random stacks of the
 probe ops (encoder/decoder levels, residual and attention blocks, activations, a space-to-depth stem). Each is
 converted at 1x544x960x4 as the exporter converts (int8: full integer, int8 IO), timed whole in a fresh process with
@@ -202,8 +204,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     report = start_report(NAME, argv, threads=args.threads)
     with tempfile.TemporaryDirectory(prefix="latency-bench-") as tmp:
-        path = Path(args.table) if args.table else profile.profile("local", Path(tmp) / "table.json", log=log,
-                                                                   threads=args.threads)
+        path = Path(args.table) if args.table else profile.profile("local", None, log=log, threads=args.threads)
         table = latency.load_table(path)
         report.update(table=str(path), profile_s=table.get("profile_s"), table_fit=table["fit"], rows=[],
                       guidelines=latency.ms_per_gmac(table))
