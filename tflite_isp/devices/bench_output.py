@@ -7,6 +7,7 @@ RESULTS" block, already in ms). The line formats follow google-ai-edge/LiteRT ``
 benchmark_model.cc``, ``benchmark_tflite_model.cc``, ``litert/tools/benchmark_litert_model.h``,
 ``tflite/core/subgraph.cc``, ``tflite/delegates/gpu/common/model_builder.cc`` and
 ``tflite/delegates/nnapi/nnapi_delegate.cc``. Standard library only, so a board can run it; ``parse`` never raises.
+``parse_op_profile`` reads the per-op CSV of ``--enable_op_profiling=true --op_profiling_output_mode=csv``.
 """
 # long module: one tolerant parser for every benchmark_model output format (classic, legacy, LiteRT, logcat).
 from __future__ import annotations
@@ -455,3 +456,63 @@ def delegation_note(out: BenchOutput) -> str | None:
             inside = "; ".join(p for p in parts if p)
             notes.append(f"{d.delegate} delegate partial" + (f" ({inside})" if inside else ""))
     return "; ".join(notes) or None
+
+
+# --- Op profiling (``--enable_op_profiling=true --op_profiling_output_mode=csv``) -----------------------------------
+# Format: tflite/profiling/profile_summary_formatter.cc (section titles, "Delegate internal:") and
+# xla/tsl/util/stats_calculator.cc (HeaderString/ColumnString with format_as_csv: "node type, first, avg_ms, %, cdf%,
+# mem KB, times called, name"; older builds have a "start" column after the type; commas in names become tabs).
+_OP_RUNS = "Operator-wise Profiling Info for Regular Benchmark Runs:"
+_OP_SECTION = re.compile(r"^=+ (.+?) =+$")
+_OP_INDEX = re.compile(r":(\d{1,9})$")
+_OP_FIELDS = {"node type": "node_type", "start": "start_ms", "first": "first_ms", "avg_ms": "avg_ms", "%": "pct",
+              "cdf%": "cdf_pct", "mem kb": "mem_kb", "times called": "times_called", "name": "name"}
+
+
+def _op_row(header: list, line: str) -> dict | None:
+    cells = [c.strip() for c in line.split(",", len(header) - 1)]
+    if len(cells) != len(header):
+        return None
+    row = {}
+    for key, cell in zip(header, cells):
+        if key in ("node_type", "name"):
+            row[key] = cell.replace("\t", ",")
+        else:
+            try:
+                row[key] = _num(cell.rstrip("%")) if key != "times_called" else int(cell)
+            except ValueError:
+                return None
+    index = _OP_INDEX.search(row.get("name", ""))
+    row["op_index"] = int(index.group(1)) if index else None
+    return row
+
+
+def parse_op_profile(text: str) -> list[dict]:
+    """Per-op rows of the regular runs' "Run Order" tables in run order: node_type, first_ms, avg_ms, pct, mem_kb,
+    times_called, name, op_index (the ``:N`` suffix of the name), subgraph (0: primary) and ``delegate`` (True for
+    rows of "Delegate internal:", which are inside a delegate node's time). Empty when op profiling was off."""
+    rows: list = []
+    in_runs, section, header, subgraph, delegate = False, None, None, 0, False
+    for line in strip_framing(text):
+        if line.startswith(_OP_RUNS):
+            in_runs, delegate, subgraph = True, False, 0
+            continue
+        if not in_runs:
+            continue
+        if line.startswith("Profiling Info for Benchmark Initialization"):
+            in_runs = False
+        elif line.startswith("Delegate internal:"):
+            delegate = True
+        elif line.startswith("Subgraph (index: ") and line.rstrip().endswith("profile:"):
+            subgraph = int(re.search(r"\d+", line).group())
+        elif (m := _OP_SECTION.match(line)) is not None:
+            section, header = m.group(1), None
+        elif section == "Run Order" and header is None and line.lower().startswith("node type,"):
+            header = [_OP_FIELDS.get(c.strip().lower(), c.strip().lower()) for c in line.split(",")]
+        elif section == "Run Order" and header is not None:
+            row = _op_row(header, line)
+            if row is None:
+                section = None  # the table ended (a summary line follows it)
+            else:
+                rows.append({**row, "subgraph": subgraph, "delegate": delegate})
+    return rows
