@@ -111,9 +111,30 @@ def random_stack(seed: int):
     return keras.Model(inputs, PixelShuffle(block)(x), name=f"random{seed}")
 
 
-def candidates(n_random: int = 8) -> list:
-    """(name, build) pairs of held-out candidates; extend with more sources (searchnet samples) here."""
-    return zoo_candidates() + [(f"random{s}", lambda s=s: random_stack(1000 + s)) for s in range(n_random)]
+def searchnet_candidates(n: int, seed: int = 7) -> list:
+    """``n`` candidates the architecture search could sample (its space, uniformly), none over ~12 GMAC."""
+    import optuna  # lazy: only for the search's candidates
+
+    from tflite_isp.nets import stats
+    from tflite_isp.search import space
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.create_study(directions=["maximize", "minimize"],
+                                  sampler=optuna.samplers.RandomSampler(seed=seed))
+    out, axes = [], space.load_space(None)
+    while len(out) < n:
+        section = architectures.deploy_form(space.suggest(sampler.ask(), axes))
+        model = architectures.build(section, height=H, width=W, batch=1)
+        if stats.count_macs(model) < 12e9:
+            out.append((f"searchnet{len(out)}", lambda s=section: architectures.build(s, height=H, width=W, batch=1)))
+        keras.backend.clear_session()
+    return out
+
+
+def candidates(n_random: int = 8, n_searchnet: int = 0) -> list:
+    """(name, build) pairs of held-out candidates: zoo recipes, random op stacks, the search space's networks."""
+    return (zoo_candidates() + [(f"random{s}", lambda s=s: random_stack(1000 + s)) for s in range(n_random)]
+            + searchnet_candidates(n_searchnet))
 
 
 def export(model, precision: str) -> bytes:
@@ -190,6 +211,7 @@ def markdown(report) -> str:
 def parse_args(argv):
     p = parser(NAME, __doc__.splitlines()[0])
     p.add_argument("--random", type=int, default=8, help="Random probe-op stacks (default 8).")
+    p.add_argument("--searchnet", type=int, default=12, help="Candidates sampled from the search space (default 12).")
     p.add_argument("--precisions", type=comma_list(("int8", "fp32")), default="int8,fp32",
                    help="Precisions (default int8,fp32).")
     p.add_argument("--table", default=None, help="A latency table (default: profile one now).")
@@ -209,7 +231,7 @@ def main(argv=None) -> int:
         report.update(table=str(path), profile_s=table.get("profile_s"), table_fit=table["fit"], rows=[],
                       guidelines=latency.ms_per_gmac(table))
         files = []
-        for name, build in candidates(args.random):
+        for name, build in candidates(args.random, args.searchnet):
             for precision in args.precisions:
                 path, row = export_one(name, build, precision, table, tmp)
                 files.append(path)

@@ -103,12 +103,17 @@ def test_bad_input_is_one_line_and_leaves_the_study_intact(tmp_path):
     # PRELU is not in the Hexagon delegate's op table: nothing this space makes runs fully on it
     cases.append((["--space", prelu, "--target", "adb:FAKE:hexagon"], "no candidate of the search space is fully "
                                                                         "delegable on adb:FAKE:hexagon"))
-    for args, words in cases:
-        proc = _search(tmp_path, "bad", *args)
+    table = json.loads((REPO / "converters" / "latency" / "cpu-amd-epyc-2t.json").read_text())
+    table["description"]["cpu_model"] = "Some Other CPU"
+    (tmp_path / "other.json").write_text(json.dumps(table))
+    cases.append((["--latency", "predict", "--table", tmp_path / "other.json"], "latency table is for Some Other CPU"))
+    for i, (args, words) in enumerate(cases):
+        proc = _search(tmp_path, f"bad{i}", *args)
         assert proc.returncode == 2, proc.stderr[-2000:]
         lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
         assert len(lines) == 1 and words in lines[0], proc.stderr[-2000:]
         assert "secret" not in proc.stderr
-    assert _study(tmp_path, "bad").trials == []  # refused before any trial; the study opens cleanly
-    proc = _search(tmp_path, "bad", "--trial_steps", "40", "--space", prelu, "--target", "adb:FAKE:hexagon")
+    for i in (2, 3):
+        assert _study(tmp_path, f"bad{i}").trials == []  # refused before any trial; the study opens cleanly
+    proc = _search(tmp_path, "bad2", "--trial_steps", "40", "--space", prelu, "--target", "adb:FAKE:hexagon")
     assert proc.returncode == 2 and "was created with --trial_steps 20, not 40" in proc.stderr

@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     prof = sub.add_parser("profile", help="time probe graphs and write the device's per-op latency table")
     prof.add_argument("--runtime", default="local", help="local, adb:SERIAL[:DELEGATE] or jetson:HOST")
     prof.add_argument("--out", type=Path, default=None, help="table file (default converters/latency/<device>.json)")
+    prof.add_argument("--threads", type=int, default=2, help="LiteRT threads (local, jetson)")
+    prof.add_argument("--benchmark_binary", default=None, help="adb: benchmark_model binary to push")
+    prof.add_argument("--ssh_config", default=None, help="jetson: ssh config file")
     rep = sub.add_parser("report", help="write pareto.{md,json} and report.html of a search")
     pick = sub.add_parser("pick", help="train the pick at its full schedule, export it, score it next to the zoo")
     for s in (rep, pick):
@@ -126,7 +129,8 @@ def main(argv=None) -> int:
     elif args.command == "profile":
         from tflite_isp.search import profile  # lazy: TensorFlow only for profiling
 
-        print(profile.profile(args.runtime, args.out, log=_log))
+        options = {k: v for k, v in (("binary", args.benchmark_binary), ("ssh_config", args.ssh_config)) if v}
+        print(profile.profile(args.runtime, args.out, log=_log, threads=args.threads, **options))
     else:
         from tflite_isp.search import pick, report  # lazy: only these commands read a finished study
 

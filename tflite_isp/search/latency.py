@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tflite_isp.core.errors import fail
+from tflite_isp.core.errors import UserError, fail
 from tflite_isp.export.convert import converters_dir
 from tflite_isp.run import flatbuffer
 
@@ -139,6 +139,20 @@ def load_table(path_or_device, *, device: str | dict | None = "local") -> dict:
     return table
 
 
+def table_for(target, path=None, threads: int = 2) -> dict:
+    """The per-op table a search predicts ``target``'s latency from: ``path``, else this machine's default table
+    (local targets); a phone's or board's table must be given and be of that kind of device."""
+    if target.kind == "local":
+        return load_table(path or default_table_path(device_name(local_device(threads))), device="local")
+    if path is None:
+        raise UserError(f"--latency predict on {target.spec} needs --table: profile it with "
+                        f"`python -m tflite_isp.search profile --runtime {target.spec}`")
+    table = load_table(path, device=None)
+    if table["description"].get("kind") != target.kind:
+        raise fail(path, f"latency table is for {describe(table['description'])}, not {target.spec}")
+    return table
+
+
 def _check_models(table: dict) -> None:
     if not isinstance(table.get("description"), dict):
         raise ValueError("no device description")
@@ -224,4 +238,4 @@ def ms_per_gmac(table: dict) -> list:
 
 
 __all__ = ["FORMAT", "default_table_path", "describe", "device_name", "feature_names", "load_table", "local_device",
-           "ms_per_gmac", "op_cost", "op_features", "op_key", "predict", "table_dir"]
+           "ms_per_gmac", "op_cost", "op_features", "op_key", "predict", "table_dir", "table_for"]

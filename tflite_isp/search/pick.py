@@ -10,6 +10,7 @@ from tflite_isp.core.errors import UserError
 from tflite_isp.nets import recipes
 from tflite_isp.score import zoo
 from tflite_isp.search import report, space
+from tflite_isp.search.targets import parse_target
 
 
 def choose(study, number: int | None) -> dict:
@@ -74,7 +75,7 @@ def _overlays(export_dir: Path, settings: dict, log) -> None:
 
     per_op = None
     try:
-        table = latency.load_table(latency.default_table_path(latency.device_name(settings.get("target", "local"))))
+        table = latency.table_for(parse_target(settings.get("target", "local")), settings.get("table"))
         per_op = latency.predict(export_dir / "model.tflite", table)["per_op"]
     except UserError as err:
         log(f"pick: no per-op latency overlay ({err})")

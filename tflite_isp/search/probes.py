@@ -14,25 +14,11 @@ import numpy as np
 from tflite_isp.core import atomic
 from tflite_isp.core.tf import keras, tf
 from tflite_isp.export import convert
+from tflite_isp.nets.searchnet import SpaceToDepth
 
 FULL = (544, 960)  # packed Full HD RAW
 SCALES = {1: (544, 960), 2: (272, 480), 4: (136, 240), 8: (68, 120), 16: (34, 60)}
 PRECISIONS = ("fp32", "int8")
-
-
-@keras.utils.register_keras_serializable(package="tflite_isp")
-class SpaceToDepth(keras.layers.Layer):
-    """space_to_depth (TFLite SPACE_TO_DEPTH); probes only, never saved, so not in CUSTOM_OBJECTS."""
-
-    def __init__(self, block_size: int = 2, **kwargs):
-        super().__init__(**kwargs)
-        self.block_size = int(block_size)
-
-    def call(self, inputs):
-        return tf.nn.space_to_depth(inputs, self.block_size)
-
-    def get_config(self):
-        return {**super().get_config(), "block_size": self.block_size}
 
 
 @dataclass(frozen=True)
@@ -253,5 +239,5 @@ def write_probes(probes, folder, log=print) -> list:
     return out
 
 
-__all__ = ["BUILDERS", "CASES", "FULL", "PRECISIONS", "Probe", "SCALES", "SpaceToDepth", "build", "convert_probe",
+__all__ = ["BUILDERS", "CASES", "FULL", "PRECISIONS", "Probe", "SCALES", "build", "convert_probe",
            "probe_set", "write_probes"]

@@ -10,7 +10,9 @@ from pathlib import Path
 import optuna
 
 from tflite_isp.core import atomic
+from tflite_isp.core.errors import UserError
 from tflite_isp.score.leaderboard import mai_score
+from tflite_isp.search.targets import parse_target
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
 
@@ -52,7 +54,7 @@ def write(study, cfg) -> Path:
     atomic.write_json(folder / "pareto.json", doc)
     atomic.write_text(folder / "pareto.md", markdown(records, chosen, settings))
     page = folder / "report.html"
-    atomic.write_text(page, html_page(cfg.name, records, chosen, settings))
+    atomic.write_text(page, html_page(cfg.name, records, chosen, settings) + op_costs_html(settings))
     return page
 
 
@@ -112,6 +114,22 @@ def _plot_svg(records: list, chosen) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()[buf.getvalue().index("<svg"):]
+
+
+def op_costs_html(settings: dict) -> str:
+    """The target's guidelines from its per-op table: ms per GMAC and per MB moved, op by op (empty without one)."""
+    from tflite_isp.search import latency  # lazy: the table reader only for this section
+
+    try:
+        table = latency.table_for(parse_target(settings.get("target", "local")), settings.get("table"))
+    except UserError:
+        return ""
+    rows = "".join(f"<tr><td>{html.escape(r['key'])}</td><td>{r['probes']}</td><td>{_cell(r['ms_per_gmac'])}</td>"
+                   f"<td>{_cell(r['ms_per_mb'])}</td></tr>" for r in latency.ms_per_gmac(table))
+    return (f"<h2>Where {html.escape(latency.describe(table['description']))} spends time</h2>"
+            f"<p>From its per-op table <code>{html.escape(table['path'])}</code>: mean ms per GMAC (MAC ops) and per "
+            "MB read and written, over the probes of each op; thin convolutions cost bytes, not MACs.</p>"
+            f"<table><tr><th>op</th><th>probes</th><th>ms / GMAC</th><th>ms / MB</th></tr>{rows}</table>")
 
 
 def html_page(name: str, records: list, chosen, settings: dict) -> str:

@@ -20,10 +20,10 @@ PREFLIGHT_SAMPLES = 12
 
 def run(study, cfg: SearchConfig, target: Target, started: float, log=print) -> None:
     """Trials in this process until ``--n_trials`` / ``--timeout`` across the study's workers."""
+    predictor = _predictor(cfg, target) if cfg.latency == "predict" else None
     if not any(t.user_attrs.get("delegate") and t.user_attrs.get("pruned_at") != "delegate"
                for t in study.get_trials(deepcopy=False)):
         preflight(cfg, target, log)
-    predictor = _predictor(cfg, target) if cfg.latency == "predict" else None
     runtime = None if predictor else sources.parse(target.runtime, None, threads=cfg.threads, runs=cfg.runs,
                                                    warmup=cfg.warmup, binary=cfg.benchmark_binary,
                                                    ssh_config=cfg.ssh_config)
@@ -45,8 +45,7 @@ class _Predicted:
 def _predictor(cfg: SearchConfig, target: Target):
     from tflite_isp.search import latency  # lazy: only predicting workers read tables
 
-    table = latency.load_table(cfg.table or latency.default_table_path(latency.device_name(target.runtime)))
-    return _Predicted(table, latency)
+    return _Predicted(latency.table_for(target, cfg.table, cfg.threads), latency)
 
 
 def preflight(cfg: SearchConfig, target: Target, log=print) -> None:
