@@ -12,9 +12,8 @@ import numpy as np
 
 from tflite_isp.core.errors import fail
 from tflite_isp.core.tf import keras
-from tflite_isp.nets.layers import Normalise, PixelShuffle
+from tflite_isp.nets.layers import Normalise, PixelShuffle, SpaceToDepth
 from tflite_isp.nets.norm import ChannelSlice, InstanceNorm, ReflectPad
-from tflite_isp.nets.searchnet import SpaceToDepth
 from tflite_isp.nets.syenet import ChannelBias
 from tflite_isp.train.finetune import fine_tune  # noqa: F401  (re-exported for export)
 

@@ -24,8 +24,7 @@ from tflite_isp.nets import unet as _unet
 from tflite_isp.nets.layers import CUSTOM_OBJECTS as _LAYERS
 from tflite_isp.nets.layers import Normalise, PixelShuffle
 
-CUSTOM_OBJECTS = {**_LAYERS, **_norm.CUSTOM_OBJECTS, **_reparam.CUSTOM_OBJECTS, **_syenet.CUSTOM_OBJECTS,
-                  **_searchnet.CUSTOM_OBJECTS}
+CUSTOM_OBJECTS = {**_LAYERS, **_norm.CUSTOM_OBJECTS, **_reparam.CUSTOM_OBJECTS, **_syenet.CUSTOM_OBJECTS}
 
 #: architecture name -> (builder(inputs, **settings), input_multiple(**settings))
 ARCHITECTURES = {

@@ -23,6 +23,26 @@ class PixelShuffle(keras.layers.Layer):
 
 
 @keras.utils.register_keras_serializable(package="tflite_isp")
+class SpaceToDepth(keras.layers.Layer):
+    """space_to_depth: H x W x C -> H/b x W/b x (C*b*b) (converts to TFLite SPACE_TO_DEPTH)."""
+
+    def __init__(self, block_size: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.block_size = int(block_size)
+
+    def call(self, inputs):
+        return tf.nn.space_to_depth(inputs, self.block_size)
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = tf.TensorShape(input_shape).as_list()
+        s = self.block_size
+        return tf.TensorShape([b, None if h is None else h // s, None if w is None else w // s, c * s * s])
+
+    def get_config(self):
+        return {**super().get_config(), "block_size": self.block_size}
+
+
+@keras.utils.register_keras_serializable(package="tflite_isp")
 class Normalise(keras.layers.Layer):
     """Sensor values -> [0, 1] inside the graph: (x - black) / (white - black), per packed channel.
 
@@ -46,7 +66,7 @@ class Normalise(keras.layers.Layer):
         return {**super().get_config(), "black": self.black, "white": self.white, "clip": self.clip}
 
 
-CUSTOM_OBJECTS = {"PixelShuffle": PixelShuffle, "Normalise": Normalise}
+CUSTOM_OBJECTS = {"PixelShuffle": PixelShuffle, "SpaceToDepth": SpaceToDepth, "Normalise": Normalise}
 
 
 def conv3x3(x, channels: int, *, separable: bool, name: str, **kwargs):

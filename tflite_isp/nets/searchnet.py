@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 
-from tflite_isp.core.tf import keras, tf
-from tflite_isp.nets.layers import PixelShuffle, conv3x3
+from tflite_isp.core.tf import keras
+from tflite_isp.nets.layers import PixelShuffle, SpaceToDepth, conv3x3
 from tflite_isp.nets.reparam import rep_conv
 
 L = keras.layers
@@ -26,29 +26,6 @@ CHOICES = {
     "head": ("shuffle", "shuffle1x1"),
 }
 LEVELS, ALIGNS = (0, 1, 2, 3, 4), (4, 8, 16)
-
-
-@keras.utils.register_keras_serializable(package="tflite_isp")
-class SpaceToDepth(keras.layers.Layer):
-    """space_to_depth: H x W x C -> H/b x W/b x (C*b*b) (converts to TFLite SPACE_TO_DEPTH)."""
-
-    def __init__(self, block_size: int = 2, **kwargs):
-        super().__init__(**kwargs)
-        self.block_size = int(block_size)
-
-    def call(self, inputs):
-        return tf.nn.space_to_depth(inputs, self.block_size)
-
-    def compute_output_shape(self, input_shape):
-        b, h, w, c = tf.TensorShape(input_shape).as_list()
-        s = self.block_size
-        return tf.TensorShape([b, None if h is None else h // s, None if w is None else w // s, c * s * s])
-
-    def get_config(self):
-        return {**super().get_config(), "block_size": self.block_size}
-
-
-CUSTOM_OBJECTS = {"SpaceToDepth": SpaceToDepth}
 
 
 def _check(name, value, allowed):

@@ -14,7 +14,7 @@ import numpy as np
 from tflite_isp.core import atomic
 from tflite_isp.core.tf import keras, tf
 from tflite_isp.export import convert
-from tflite_isp.nets.searchnet import SpaceToDepth
+from tflite_isp.nets.layers import SpaceToDepth
 
 FULL = (544, 960)  # packed Full HD RAW
 SCALES = {1: (544, 960), 2: (272, 480), 4: (136, 240), 8: (68, 120), 16: (34, 60)}
