@@ -80,3 +80,14 @@ def test_a_trial_clearly_behind_a_faster_finished_one_is_pruned(tmp_path):
     with pytest.raises(optuna.TrialPruned, match="at step 150: 18.00 dB against trial 0's 20.00 dB at 40.0 ms"):
         judge._check_dominated(slower, [150, 18.0], early_ms=45.0)
     assert slower.user_attrs["pruned_at"] == "dominated"
+
+
+def test_a_child_s_failure_becomes_the_trial_s_reason(tmp_path):
+    from tflite_isp.search.trial import _last_line
+
+    log = tmp_path / "export.log"
+    log.write_text("int8: converting\nerror: runs/x: cannot load the Keras model\n")
+    assert _last_line(log) == "error: runs/x: cannot load the Keras model"
+    log.write_text("INFO: Created delegate\ndouble free or corruption (!prev)\nFatal Python error: Aborted\n\n"
+                   "Current thread:\n  File \"litert.py\", line 65\nExtension modules: numpy\n")
+    assert _last_line(log) == "Fatal Python error: Aborted after 'double free or corruption (!prev)'"

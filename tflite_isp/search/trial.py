@@ -195,6 +195,12 @@ def _curve(run_dir: Path) -> list:
 
 
 def _last_line(path: Path) -> str:
+    """The child's one-line error, or what it said just before it crashed (a native abort prints a traceback)."""
     lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.startswith("error")]
-    return (errors or lines or ["no output"])[-1][:300]
+    if errors:
+        return errors[-1][:300]
+    crash = next((i for i, ln in enumerate(lines) if ln.startswith("Fatal Python error")), None)
+    if crash is not None:
+        return f"{lines[crash]}" + (f" after {lines[crash - 1]!r}" if crash else "")
+    return (lines or ["no output"])[-1][:300]
