@@ -40,6 +40,7 @@ class Trial:
         self.space = space.load_space(cfg.space)
 
     def __call__(self, trial: optuna.Trial) -> tuple:
+        self._trial = trial
         folder = self.cfg.folder / "trials" / f"{trial.number:04d}"
         folder.mkdir(parents=True, exist_ok=True)
         section = space.suggest(trial, self.space)
@@ -109,7 +110,10 @@ class Trial:
         if self.predictor:
             return float(self.predictor(path))
         entry = entries.make_entry(path, str(path), str(recipe_path))
-        return float(self.runtime.measure(entry).ms)
+        try:
+            return float(self.runtime.measure(entry).ms)
+        except UserError as err:  # the target's runtime refused the file (seen: XNNPACK failing to prepare a node)
+            _prune(self._trial, "runtime", str(err), violation=1.0)
 
     # --- (c) proxy training and export -------------------------------------------------------------------
 
