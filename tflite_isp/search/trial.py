@@ -40,7 +40,6 @@ class Trial:
         self.space = space.load_space(cfg.space)
 
     def __call__(self, trial: optuna.Trial) -> tuple:
-        self._trial = trial
         folder = self.cfg.folder / "trials" / f"{trial.number:04d}"
         folder.mkdir(parents=True, exist_ok=True)
         section = space.suggest(trial, self.space)
@@ -49,7 +48,7 @@ class Trial:
         trial.set_user_attr("summary", space.describe(section))
         trial.set_user_attr("recipe", str(recipe_path))
         quick = self._quick_int8(folder, section, recipe_path, trial)  # (a) + (b)
-        early_ms = self.latency(quick, recipe_path)
+        early_ms = self.latency(trial, quick, recipe_path)
         trial.set_user_attr("early_ms", round(early_ms, 3))
         if self.cfg.max_ms and early_ms > self.cfg.max_ms:
             _prune(trial, "latency", f"{early_ms:.1f} ms > --max_ms {self.cfg.max_ms:g} on {self.target.spec}",
@@ -58,7 +57,7 @@ class Trial:
         self._train(trial, recipe_path, run_dir, early_ms)  # (c)
         manifest = self._export(trial, run_dir)
         final = run_dir / "export" / "int8" / "model.tflite"
-        ms = self.latency(final, recipe_path)
+        ms = self.latency(trial, final, recipe_path)
         psnr = float(manifest["fidelity"]["psnr"])
         trial.set_user_attr("keras_psnr", manifest["fidelity"]["keras_fp32_psnr"])
         trial.set_user_attr("tflite", str(final))
@@ -105,7 +104,7 @@ class Trial:
     def latency_source(self) -> str:
         return self.predictor.label if self.predictor else self.runtime.label
 
-    def latency(self, path: Path, recipe_path: Path) -> float:
+    def latency(self, trial, path: Path, recipe_path: Path) -> float:
         """Full HD milliseconds of ``path`` on the target: predicted from its op table, or measured there."""
         if self.predictor:
             return float(self.predictor(path))
@@ -113,7 +112,7 @@ class Trial:
         try:
             return float(self.runtime.measure(entry).ms)
         except UserError as err:  # the target's runtime refused the file (seen: XNNPACK failing to prepare a node)
-            _prune(self._trial, "runtime", str(err), violation=1.0)
+            _prune(trial, "runtime", str(err), violation=1.0)
 
     # --- (c) proxy training and export -------------------------------------------------------------------
 
