@@ -91,3 +91,21 @@ def test_a_child_s_failure_becomes_the_trial_s_reason(tmp_path):
     log.write_text("INFO: Created delegate\ndouble free or corruption (!prev)\nFatal Python error: Aborted\n\n"
                    "Current thread:\n  File \"litert.py\", line 65\nExtension modules: numpy\n")
     assert _last_line(log) == "Fatal Python error: Aborted after 'double free or corruption (!prev)'"
+
+
+def test_a_point_already_finished_is_not_trained_again(tmp_path):
+    from tflite_isp.search.trial import Trial
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    params = {axis: 8 if axis == "width" else values[0] for axis, values in space.AXES.items()
+              if axis not in space.UNET_ONLY}
+    dists = {k: optuna.distributions.CategoricalDistribution(space.AXES[k]) for k in params}
+    study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, values=[23.0, 12.0],
+                                              user_attrs={"summary": "flat", "tflite": "x.tflite"}))
+    narrowed = tmp_path / "space.toml"
+    narrowed.write_text("".join(f"{k} = [{space._value(v)}]\n" for k, v in params.items()))
+    objective = Trial(SearchConfig(space=str(narrowed), root=str(tmp_path)), parse_target("local"), runtime=None)
+    study.optimize(objective, n_trials=1)
+    again = study.trials[-1]
+    assert again.values == [23.0, 12.0] and again.user_attrs["same_as"] == 0
+    assert not (tmp_path / "default" / "trials").exists()

@@ -75,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--name", default=SearchConfig.name)
         s.add_argument("--root", default=SearchConfig.root)
         s.add_argument("--storage", default=None)
-    pick.add_argument("--trial", type=int, default=None, help="this trial instead of the best MAI score")
+    pick.add_argument("--trial", type=int, default=None, help="this trial instead of the best MAI score "
+                                                                "(its files go to pick-trialN/)")
     pick.add_argument("--fraction", type=float, default=1.0, help="share of the recipe's schedule to train")
     pick.add_argument("--compare", nargs="*", default=["runs/zoo/smallnet"], help="run folders scored beside it")
     return p

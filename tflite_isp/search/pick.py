@@ -43,9 +43,9 @@ def pick(study, cfg, *, trial: int | None = None, fraction: float = 1.0, compare
         raise UserError(f"--fraction must be in (0, 1], not {fraction}")
     settings = study.user_attrs.get("settings", {})
     chosen = choose(study, trial)
-    folder = cfg.folder / "pick"
+    folder = cfg.folder / ("pick" if trial is None else f"pick-trial{trial}")
     folder.mkdir(parents=True, exist_ok=True)
-    recipe_path = pick_recipe(chosen, settings, folder / "recipe.toml", f"{cfg.name}-pick")
+    recipe_path = pick_recipe(chosen, settings, folder / "recipe.toml", f"{cfg.name}-{folder.name}")
     run_dir = folder / "run"
     data = settings.get("data", "embedded:isp")
     for path in compare:

@@ -40,9 +40,15 @@ class Trial:
         self.space = space.load_space(cfg.space)
 
     def __call__(self, trial: optuna.Trial) -> tuple:
+        section = space.suggest(trial, self.space)
+        twin = _finished_twin(trial)
+        if twin is not None:  # TPE may propose a finished point again: its figures stand, nothing is retrained
+            for key, value in twin.user_attrs.items():
+                trial.set_user_attr(key, value)
+            trial.set_user_attr("same_as", twin.number)
+            return tuple(twin.values)
         folder = self.cfg.folder / "trials" / f"{trial.number:04d}"
         folder.mkdir(parents=True, exist_ok=True)
-        section = space.suggest(trial, self.space)
         recipe_path = self._write_recipe(folder, section, trial.number)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr("summary", space.describe(section))
@@ -160,6 +166,14 @@ class Trial:
         if proc.returncode or not manifest.is_file():
             _prune(trial, "export", _last_line(run_dir.parent / "export.log"))
         return json.loads(manifest.read_text())
+
+
+def _finished_twin(trial):
+    """A complete trial of the study with exactly these parameters, or None."""
+    for other in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if other.params == trial.params:
+            return other
+    return None
 
 
 def untrained_int8(model, channels: int) -> bytes:
