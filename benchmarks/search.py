@@ -52,6 +52,8 @@ def parse_args(argv):
     p.add_argument("--fraction", type=positive_float, default=0.25,
                    help="Share of the base schedule the pick trains for (default 0.25, as the zoo's runs).")
     p.add_argument("--runs", type=positive_int, default=20, help="Timed runs per INT8 file when scoring (default 20).")
+    p.add_argument("--reuse_scores", action="store_true",
+                   help="Take the front and zoo scores from the last run's leaderboard (after an interrupted pick).")
     p.add_argument("--within", type=positive_float, default=2.0,
                    help="Also retrain the front's best validation PSNR within this many x Smallnet's ms (default 2).")
     p.add_argument("--zoo", default=str(REPO / "runs" / "zoo"), help="Zoo runs (made by score --zoo).")
@@ -146,7 +148,11 @@ def main(argv=None) -> int:
                         "trial_steps": args.trial_steps, "max_ms": args.max_ms, "trials": records,
                         "seconds": sum(r["seconds"] or 0 for r in records)}
     log(f"scoring {len(front)} front trials and {len(zoo)} zoo models on the test split")
-    plane = score([Path(r["tflite"]).parent for r in front] + zoo, root / "front_score", args.runs)
+    board = root / "front_score" / "leaderboard.json"
+    if args.reuse_scores and board.is_file():
+        plane = [r for r in json.loads(board.read_text())["rows"] if r["status"] == "ok"]
+    else:
+        plane = score([Path(r["tflite"]).parent for r in front] + zoo, root / "front_score", args.runs)
     zoo_rows = [r for r in plane if not r["name"].startswith(f"{args.name}-trial")]
     for r in plane:
         r["front"] = r["name"].startswith(f"{args.name}-trial")

@@ -65,7 +65,7 @@ def test_predict_covers_every_op(table_path, candidate):
     table = latency.load_table(table_path)
     result = latency.predict(candidate, table)
     tfl = flatbuffer.read(candidate)
-    assert [r["index"] for r in result["per_op"]] == [op.index for op in tfl.ops]
+    assert [r["op_index"] for r in result["per_op"]] == [op.index for op in tfl.ops]
     assert [r["op"] for r in result["per_op"]] == [op.name for op in tfl.ops]
     assert all(r["outputs"] and r["ms"] >= 0 for r in result["per_op"])
     assert result["ms"] == pytest.approx(table["overhead_ms"] + sum(r["ms"] for r in result["per_op"]), abs=1e-2)

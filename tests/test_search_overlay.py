@@ -130,3 +130,13 @@ def test_writing_is_atomic(int8_file, tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         overlay.write_overlays(path, tmp_path, latency_per_op=good)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_predictor_s_records_become_the_latency_overlay(int8_file, tmp_path):
+    from tflite_isp.search import latency
+
+    path, _ = int8_file
+    table = latency.load_table(latency.table_dir() / "cpu-amd-epyc-2t.json", device=None)
+    per_op = latency.predict(path, table)["per_op"]
+    [path] = overlay.write_overlays(path, tmp_path, latency_per_op=per_op)
+    assert path.name.endswith("_latency.json") and path.stat().st_size > 0

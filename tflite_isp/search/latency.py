@@ -192,7 +192,7 @@ def op_cost(op: flatbuffer.OpInfo, table: dict) -> dict:
         m = models[used]
         ms = table["graph_scale"] * sum(c * feats.get(f, 0.0) for f, c in zip(m["features"], m["coef"]))
     ms += table.get("graph_ms_per_mb", 0.0) * feats["mb_out"]
-    record = {"index": op.index, "op": op.name, "key": key, "model": used,
+    record = {"op_index": op.index, "op": op.name, "key": key, "model": used,
               "outputs": [t.name for t in op.outputs if t is not None], "gmac": round(feats.get("gmac", 0.0), 6),
               "ms": round(ms, 4)}
     if used != key:
