@@ -62,7 +62,7 @@ def parse_args(argv):
 
 
 def zoo_exports(root: Path) -> list:
-    found = sorted(p.parent.parent.parent for p in root.glob("*/export/int8/model.tflite"))
+    found = sorted(p.parent for p in root.glob("*/export/int8/model.tflite"))
     if not found:
         raise SystemExit(f"error: {root}: no zoo exports (make them: python -m tflite_isp.score --zoo "
                          "--zoo_fraction 0.25)")
@@ -153,7 +153,8 @@ def main(argv=None) -> int:
         plane = [r for r in json.loads(board.read_text())["rows"] if r["status"] == "ok"]
     else:
         plane = score([Path(r["tflite"]).parent for r in front] + zoo, root / "front_score", args.runs)
-    zoo_rows = [r for r in plane if not r["name"].startswith(f"{args.name}-trial")]
+    zoo_rows = [r for r in plane if not r["name"].startswith(f"{args.name}-trial") and r["precision"] == "int8"]
+    plane = [r for r in plane if r["precision"] == "int8"]
     for r in plane:
         r["front"] = r["name"].startswith(f"{args.name}-trial")
         r["dominates"] = [z["name"] for z in zoo_rows if r["front"] and dominates(r, z)]

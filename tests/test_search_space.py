@@ -108,4 +108,5 @@ def test_a_point_already_finished_is_not_trained_again(tmp_path):
     study.optimize(objective, n_trials=1)
     again = study.trials[-1]
     assert again.values == [23.0, 12.0] and again.user_attrs["same_as"] == 0
+    assert again.constraints == {"requirements": 0.0}
     assert not (tmp_path / "default" / "trials").exists()

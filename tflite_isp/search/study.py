@@ -63,8 +63,7 @@ def open_study(cfg: SearchConfig, explicit: tuple = ()) -> tuple:
     store = storage(cfg)
     joined = cfg.name in {s.study_name for s in optuna.get_all_study_summaries(store)}
     sampler = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True,
-                                         seed=_worker_seed(cfg, joined), n_startup_trials=N_STARTUP,
-                                         constraints_func=violation)
+                                         seed=_worker_seed(cfg, joined), n_startup_trials=N_STARTUP)
     study = optuna.create_study(study_name=cfg.name, storage=store, directions=list(DIRECTIONS), sampler=sampler,
                                 load_if_exists=True)
     if "n_trials" in explicit or "n_trials" not in study.user_attrs:  # the budget may grow on a resume
@@ -92,12 +91,6 @@ def load_study(cfg: SearchConfig):
         raise UserError(f"no search {cfg.name!r} in {hide_password(cfg.storage_url)} (searches: "
                         f"{', '.join(names) or 'none'})")
     return optuna.load_study(study_name=cfg.name, storage=store)
-
-
-def violation(trial) -> list:
-    """How far a trial missed a hard requirement (ops the delegate refused, latency over --max_ms): TPE then models
-    such candidates as infeasible rather than as merely pruned, which would let them pass for promising ones."""
-    return [float(trial.user_attrs.get("violation", 0.0))]
 
 
 def _worker_seed(cfg: SearchConfig, joined: bool) -> int:

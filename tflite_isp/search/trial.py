@@ -46,6 +46,7 @@ class Trial:
             for key, value in twin.user_attrs.items():
                 trial.set_user_attr(key, value)
             trial.set_user_attr("same_as", twin.number)
+            trial.set_constraint("requirements", 0.0)
             return tuple(twin.values)
         folder = self.cfg.folder / "trials" / f"{trial.number:04d}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -68,6 +69,7 @@ class Trial:
         trial.set_user_attr("keras_psnr", manifest["fidelity"]["keras_fp32_psnr"])
         trial.set_user_attr("tflite", str(final))
         trial.set_user_attr("latency_source", self.latency_source)
+        trial.set_constraint("requirements", 0.0)
         self.log(f"trial {trial.number}: {psnr:.2f} dB INT8, {ms:.1f} ms on {self.target.spec}  "
                  f"({trial.user_attrs['summary']})")
         return psnr, ms
@@ -188,7 +190,9 @@ def untrained_int8(model, channels: int) -> bytes:
 def _prune(trial, stage: str, reason: str, violation: float = 0.0):
     """Stop the trial, recording which test it failed and why (``violation`` > 0: a hard requirement missed)."""
     if violation > 0:
-        trial.set_user_attr("violation", round(violation, 4))
+        # a hard requirement missed: TPE models such candidates as infeasible; left as merely pruned they could
+        # fill its "good" group while few trials are complete
+        trial.set_constraint("requirements", round(violation, 4))
     trial.set_user_attr("pruned_at", stage)
     trial.set_user_attr("reason", reason)
     raise optuna.TrialPruned(f"{stage}: {reason}")
