@@ -59,6 +59,25 @@ def run_module(module, *args, env=None, cwd=REPO, timeout=600, check=False):
     return proc
 
 
+def randomise(model, seed=0, spread=0.5):
+    """Every weight random, BN statistics and affine terms (normal, ``spread``) away from their initial 0/1: what a
+    re-parameterisation or fusing test needs so that a wrong fold cannot hide behind identity weights."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        name = w.name.split("/")[-1]
+        if name.startswith("moving_variance"):
+            w.assign(rng.uniform(0.3, 3.0, w.shape))
+        elif name.startswith("gamma"):
+            w.assign(rng.uniform(0.5, 2.0, w.shape))
+        elif name.startswith(("moving_mean", "beta", "bias", "alpha")):
+            w.assign(rng.normal(0.0, spread, w.shape))
+        else:
+            w.assign(rng.normal(0.0, 1.0 / np.sqrt(np.prod(w.shape[:-1])), w.shape))
+    return model
+
+
 def make_run(path, name, data, **model):
     """A run directory as train writes one (recipe.json, run.json, model.keras), small weights."""
     from tflite_isp.core.tf import keras

@@ -3,6 +3,7 @@ dynamic sizes, no Lambda, counted MACs), the re-parameterised form fuses, repres
 all-int8 files that run in LiteRT, QAT annotates, and bad values are refused naming the setting."""
 import numpy as np
 import pytest
+from conftest import randomise
 
 from tflite_isp.core.tf import keras, tf
 from tflite_isp.nets import architectures, reparam
@@ -35,22 +36,6 @@ INT8 = {
 
 def _section(**settings):
     return {"architecture": "searchnet", **settings}
-
-
-def _randomise(model, seed=0):
-    """Every weight random, BN statistics and affine terms away from their initial 0/1."""
-    rng = np.random.default_rng(seed)
-    for w in model.weights:
-        name = w.name.split("/")[-1]
-        if name.startswith("moving_variance"):
-            w.assign(rng.uniform(0.3, 3.0, w.shape))
-        elif name.startswith("gamma"):
-            w.assign(rng.uniform(0.5, 2.0, w.shape))
-        elif name.startswith(("moving_mean", "beta", "bias", "alpha")):
-            w.assign(rng.normal(0.0, 0.2, w.shape))
-        else:
-            w.assign(rng.normal(0.0, 1.0 / np.sqrt(np.prod(w.shape[:-1])), w.shape))
-    return model
 
 
 @pytest.mark.parametrize("settings", SWEEP, ids=[",".join(f"{k}={v}" for k, v in s.items()) or "defaults"
@@ -90,7 +75,7 @@ def test_s2d_stem_and_quad_bayer_input(tmp_path):
                                       {"levels": 1, "stem": "s2d", "upsample": "bilinear", "tanh_first": True}])
 def test_reparam_fuses_into_the_deploy_form(settings):
     section = _section(reparam=True, **settings)
-    trained = _randomise(architectures.build(section))
+    trained = randomise(architectures.build(section), spread=0.2)
     assert reparam.unfused_layers(trained)
     fused = architectures.fuse_weights(trained, architectures.build(architectures.deploy_form(section)))
     assert not reparam.unfused_layers(fused)
@@ -105,7 +90,8 @@ def test_int8_candidates_run_in_litert_with_every_op_integer(name):
     from tflite_isp.export import convert
     from tflite_isp.run import flatbuffer, litert
 
-    model = _randomise(architectures.build(_section(**INT8[name]), height=SIZE, width=SIZE, batch=1), seed=3)
+    model = randomise(architectures.build(_section(**INT8[name]), height=SIZE, width=SIZE, batch=1), seed=3,
+                      spread=0.2)
     x = np.random.default_rng(0).uniform(0, 1, (3, SIZE, SIZE, 4)).astype(np.float32)
     data = convert.convert(model, (1, SIZE, SIZE, 4), convert.precisions()["int8"],
                            representative=convert.representative_from([x[i:i + 1] for i in range(3)]))

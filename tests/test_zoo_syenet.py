@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import fit_steps, make_run
+from conftest import fit_steps, make_run, randomise
 
 from tflite_isp.core.errors import UserError
 from tflite_isp.core.tf import keras, tf
@@ -29,22 +29,6 @@ def recipe():
 @pytest.fixture(scope="module")
 def deploy(recipe):
     return architectures.deploy_form(recipe.model)
-
-
-def _randomise(model, seed=0):
-    """Every weight random, BN statistics and affine terms far from their initial 0/1."""
-    rng = np.random.default_rng(seed)
-    for w in model.weights:
-        name = w.name.split("/")[-1]
-        if name.startswith("moving_variance"):
-            w.assign(rng.uniform(0.3, 3.0, w.shape))
-        elif name.startswith("gamma"):
-            w.assign(rng.uniform(0.5, 2.0, w.shape))
-        elif name.startswith(("moving_mean", "beta", "bias", "alpha")):
-            w.assign(rng.normal(0.0, 0.5, w.shape))
-        else:
-            w.assign(rng.normal(0.0, 1.0 / np.sqrt(np.prod(w.shape[:-1])), w.shape))
-    return model
 
 
 def test_full_hd_counts(recipe, deploy):
@@ -80,7 +64,7 @@ def test_dynamic_height_and_width(recipe, deploy, form):
 
 
 def test_fused_model_equals_the_training_form(recipe, deploy):
-    trained = _randomise(architectures.build(recipe.model))
+    trained = randomise(architectures.build(recipe.model))
     fused = architectures.fuse_weights(trained, architectures.build(deploy))
     x = np.random.default_rng(1).uniform(0, 1, (2, *SIZE, 4)).astype(np.float32)
     reference = trained(x, training=False).numpy()
@@ -93,7 +77,7 @@ def test_one_block_fuses_into_one_conv(kernel, batch_norm, scale):
     block = reparam.RepConv2D(6, kernel, rep_scale=2, batch_norm=batch_norm, output_scale=scale)
     x = np.random.default_rng(2).normal(size=(1, 9, 11, 5)).astype(np.float32)
     block(x)
-    _randomise(block, seed=kernel)
+    randomise(block, seed=kernel)
     conv = keras.layers.Conv2D(6, kernel, padding="same")
     conv(x)
     conv.set_weights(block.fused_weights())
@@ -103,7 +87,7 @@ def test_one_block_fuses_into_one_conv(kernel, batch_norm, scale):
 
 
 def test_training_form_round_trip(recipe, tmp_path):
-    model = _randomise(architectures.build(recipe.model))
+    model = randomise(architectures.build(recipe.model))
     path = tmp_path / "m.keras"
     model.save(path)
     again = architectures.load(path)
@@ -178,7 +162,7 @@ def test_export_refuses_a_bypassed_hook(isp_data, tmp_path):
 def test_onnx_parity_of_the_deploy_form(deploy, tmp_path):
     from tflite_isp.export import onnx_export
 
-    fused = _randomise(architectures.build(deploy))
+    fused = randomise(architectures.build(deploy))
     info = onnx_export.to_onnx(fused, tmp_path / "m.onnx", height=SIZE[0], width=SIZE[1])
     assert "BatchNormalization" not in info["ops"]
     x = np.random.default_rng(0).uniform(0, 1, (1, *SIZE, 4)).astype(np.float32)
