@@ -90,8 +90,7 @@ class Trial:
         recipe = recipes.load_recipe(recipe_path)
         h, w = recipe.input.full_hd
         try:
-            model = architectures.build(architectures.deploy_form(section), height=h, width=w, batch=1,
-                                        cfa=recipe.input.cfa)
+            model = shipped_form(section, recipe.input, h, w)
         except ValueError as err:
             _prune(trial, "invalid", str(err), violation=1.0)
         trial.set_user_attr("params", count_params(model))
@@ -176,6 +175,12 @@ def _finished_twin(trial):
         if other.params == trial.params:
             return other
     return None
+
+
+def shipped_form(section: dict, spec, height: int, width: int):
+    """The candidate as its file ships it (re-parameterised blocks fused), untrained, at a fixed size; a ValueError
+    names a setting the network refuses."""
+    return architectures.build(architectures.deploy_form(section), height=height, width=width, batch=1, cfa=spec.cfa)
 
 
 def untrained_int8(model, channels: int) -> bytes:

@@ -6,14 +6,14 @@ import optuna
 
 from tflite_isp.core.errors import UserError
 from tflite_isp.export import compat
-from tflite_isp.nets import architectures, recipes
+from tflite_isp.nets import recipes
 from tflite_isp.run import flatbuffer
 from tflite_isp.score import sources
 from tflite_isp.search import space
 from tflite_isp.search import study as studies
 from tflite_isp.search.config import SearchConfig
 from tflite_isp.search.targets import Target
-from tflite_isp.search.trial import Trial
+from tflite_isp.search.trial import Trial, shipped_form, untrained_int8
 
 PREFLIGHT_SAMPLES = 12
 
@@ -50,7 +50,6 @@ def _predictor(cfg: SearchConfig, target: Target):
 
 def preflight(cfg: SearchConfig, target: Target, log=print) -> None:
     """Refuse, in one line, a space whose sampled candidates the target's delegate never fully takes."""
-    from tflite_isp.search.trial import untrained_int8  # lazy: the conversion helper
 
     probe = optuna.create_study(directions=list(studies.DIRECTIONS),
                                 sampler=optuna.samplers.RandomSampler(seed=cfg.seed))
@@ -59,11 +58,10 @@ def preflight(cfg: SearchConfig, target: Target, log=print) -> None:
     for _ in range(PREFLIGHT_SAMPLES):
         section = space.suggest(probe.ask(), axes)
         try:
-            model = architectures.build(architectures.deploy_form(section), height=64, width=64, batch=1,
-                                        cfa=recipe.input.cfa)
-        except ValueError:
+            data = untrained_int8(shipped_form(section, recipe.input, 64, 64), recipe.input.channels)
+        except (ValueError, UserError):  # settings the network refuses, a graph the converter refuses: not delegable
             continue
-        report = compat.check(flatbuffer.parse(untrained_int8(model, recipe.input.channels)), target.delegate)
+        report = compat.check(flatbuffer.parse(data), target.delegate)
         if report.fully_delegable:
             return
         for op in report.fallback_counts():
