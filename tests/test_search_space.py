@@ -110,3 +110,47 @@ def test_a_point_already_finished_is_not_trained_again(tmp_path):
     assert again.values == [23.0, 12.0] and again.user_attrs["same_as"] == 0
     assert again.constraints == {"requirements": 0.0}
     assert not (tmp_path / "default" / "trials").exists()
+
+
+def test_the_time_budget_starts_no_trial_that_would_end_past_it():
+    import datetime
+    import time
+
+    from tflite_isp.search.study import Budget
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    start = datetime.datetime(2026, 1, 1)
+    dist = {"width": optuna.distributions.CategoricalDistribution([8])}
+    study.add_trial(optuna.trial.create_trial(params={"width": 8}, distributions=dist, values=[20.0, 10.0]))
+    study.add_trial(optuna.trial.FrozenTrial(
+        number=1, trial_id=1, state=optuna.trial.TrialState.COMPLETE, value=None, values=[21.0, 12.0],
+        datetime_start=start, datetime_complete=start + datetime.timedelta(seconds=30), params={"width": 8},
+        distributions=dist, user_attrs={}, system_attrs={}, intermediate_values={}))
+    cfg = SearchConfig(timeout=100, n_trials=10)
+    # median finished trial: 15 s (0 s and 30 s); 80 s gone + 15 s fits in 100 s, 90 s gone + 15 s does not
+    assert not Budget(cfg, time.monotonic() - 80).out_of_time(study)
+    assert Budget(cfg, time.monotonic() - 90).out_of_time(study)
+    assert not Budget(SearchConfig(n_trials=3), time.monotonic()).done(study)
+    assert Budget(SearchConfig(n_trials=2), time.monotonic()).done(study)
+
+
+def test_a_candidate_over_the_latency_budget_is_pruned_before_training(tmp_path):
+    from tflite_isp.run.records import Measured
+    from tflite_isp.search.trial import Trial
+
+    class Slow:  # the target's runtime, as score.sources gives it, answering 500 ms
+        label = "a slow target"
+
+        def measure(self, entry):
+            return Measured(500.0, self.label, {})
+
+    narrowed = tmp_path / "space.toml"
+    narrowed.write_text("".join(f"{k} = [{space._value(8 if k == 'width' else v[0])}]\n"
+                                for k, v in space.AXES.items()))  # one candidate: a flat 8-wide ReLU net
+    cfg = SearchConfig(space=str(narrowed), root=str(tmp_path), max_ms=100.0)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.optimize(Trial(cfg, parse_target("local"), runtime=Slow()), n_trials=1)
+    t = study.trials[0]
+    assert t.state == optuna.trial.TrialState.PRUNED and t.user_attrs["pruned_at"] == "latency"
+    assert t.user_attrs["reason"] == "500.0 ms > --max_ms 100 on local" and t.constraints == {"requirements": 4.0}
+    assert not (tmp_path / "default" / "trials" / "0000" / "run").exists()  # nothing trained
