@@ -57,12 +57,14 @@ def test_bad_input_is_one_line_and_leaves_the_study_intact(tmp_path):
     table["description"]["cpu_model"] = "Some Other CPU"
     (tmp_path / "other.json").write_text(json.dumps(table))
     cases.append((["--latency", "predict", "--table", tmp_path / "other.json"], "latency table is for Some Other CPU"))
+    cases.append((["--space", tmp_path / "missing.toml"], "cannot read the search space"))
     for i, (args, words) in enumerate(cases):
         proc = _search(tmp_path, f"bad{i}", *args)
         assert proc.returncode == 2, proc.stderr[-2000:]
         lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
         assert len(lines) == 1 and words in lines[0], proc.stderr[-2000:]
         assert "secret" not in proc.stderr
+    assert not (tmp_path / "bad4").exists()  # a space file that cannot be read leaves no study behind
     for i in (2, 3):
         assert _study(tmp_path, f"bad{i}").trials == []  # refused before any trial; the study opens cleanly
     proc = _search(tmp_path, "bad2", "--trial_steps", "40", "--space", prelu, "--target", "adb:FAKE:hexagon")

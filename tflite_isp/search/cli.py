@@ -19,8 +19,10 @@ import time
 from pathlib import Path
 
 from tflite_isp.core.errors import UserError, run_cli
+from tflite_isp.nets.recipes import load_recipe
 from tflite_isp.search import study as studies
 from tflite_isp.search.config import SearchConfig
+from tflite_isp.search.space import load_space
 from tflite_isp.search.targets import parse_target
 
 _RUN_FLAGS = {  # flag -> (type, help); defaults come from SearchConfig
@@ -90,7 +92,11 @@ def config(args) -> tuple:
 
 def _run(args, argv: list) -> None:
     cfg, explicit = config(args)
-    target = parse_target(cfg.target)  # an unknown target stops here, before any database is touched
+    target = parse_target(cfg.target)  # bad input stops here, before any database is touched
+    if cfg.space:
+        load_space(cfg.space)
+    if "base" in explicit:
+        load_recipe(cfg.base)
     study, cfg = studies.open_study(cfg, explicit)
     started = time.monotonic()
     if cfg.workers > 1:
