@@ -1,6 +1,8 @@
 """Lint rules (converters/lint_rules.toml): each rule fires on a known-bad tiny model and not on its good twin."""
 import json
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -27,6 +29,9 @@ def _net(*layers):
     return keras.Model(inp, x)
 
 
+DEAD = keras.initializers.Constant(-100.0)
+
+
 def _clip():
     return L.ReLU(max_value=1.0)  # converts to MINIMUM + RELU: the output clamp
 
@@ -47,6 +52,11 @@ NETS = {
     "clipped_int8": (lambda: [L.Conv2D(4, 3, padding="same"), _clip()], "int8"),
     "nearest_16x8": (lambda: [L.Conv2D(4, 3, padding="same"), L.UpSampling2D(2)], "int16x8"),
     "nearest_int8": (lambda: [L.Conv2D(4, 3, padding="same"), L.UpSampling2D(2), _clip()], "int8"),
+    # a dead ReLU (bias -100 on [0, 1] inputs): zeros on every calibration image, its range collapses
+    "dead_int8": (lambda: [L.Conv2D(8, 3, padding="same", activation="relu", bias_initializer=DEAD),
+                           L.Conv2D(4, 3, padding="same"), _clip()], "int8"),
+    "live_int8": (lambda: [L.Conv2D(8, 3, padding="same", activation="relu"),
+                           L.Conv2D(4, 3, padding="same"), _clip()], "int8"),
 }
 
 
@@ -80,6 +90,7 @@ PAIRS = [
     ("gpu-fp16-reduction-overflow", "gap_fp16", "gap_fp32", ["gpu"]),
     ("int8-output-unclipped", "unclipped_int8", "clipped_int8", ["xnnpack"]),
     ("int16-resize-nearest", "nearest_16x8", "nearest_int8", ["xnnpack@2.3"]),
+    ("xnnpack-requantization-range", "dead_int8", "live_int8", ["xnnpack"]),
 ]
 
 
@@ -178,3 +189,23 @@ def test_manifest_records_findings_per_file(files):
     found = json.loads(json.dumps(record))["lint"]
     assert found["warnings"] == 1 and found["errors"] == 0 and found["precision"] == "fp16"
     assert found["findings"][0]["rule"] == "gpu-fp16-reduction-overflow"
+
+
+def test_a_file_xnnpack_cannot_requantise_is_a_one_line_error_not_an_abort(files):
+    """LiteRT 2.3 aborts the whole process loading such a file (checked in a child: if that ever stops, bound the
+    rule's runtime); Runner (the exporter's fidelity step, score, enhance) refuses it first in one line naming the
+    op."""
+    from tflite_isp.run.litert import Runner
+
+    dead, live = files["dead_int8"][0], files["live_int8"][0]
+    load = "import sys; from ai_edge_litert.interpreter import Interpreter; Interpreter(sys.argv[1]).allocate_tensors()"
+    child = subprocess.run([sys.executable, "-c", load, str(dead)], capture_output=True, text=True, timeout=120)
+    assert child.returncode != 0, "LiteRT now loads it: pin rule xnnpack-requantization-range's runtime"
+    assert subprocess.run([sys.executable, "-c", load, str(live)], capture_output=True, timeout=120).returncode == 0
+    with pytest.raises(UserError) as err:
+        Runner(dead)
+    message = str(err.value)
+    assert "\n" not in message and str(dead) in message and "CONV_2D #" in message and ">= 256" in message
+    with pytest.raises(UserError, match=r"^int8/model.tflite: LiteRT would abort"):
+        Runner(dead.read_bytes(), name="int8/model.tflite")
+    assert Runner(live)(np.zeros((1, *SHAPE), np.float32)).shape == (1, 16, 16, 4)

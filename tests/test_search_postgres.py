@@ -31,7 +31,8 @@ def test_two_workers_join_one_study_on_postgresql(tmp_path):
         assert a.returncode == 0 and b.returncode == 0, "\n".join(e[-2000:] for e in errs)
         study = optuna.load_study(study_name="shared", storage=url)
         done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        states = [(t.number, t.state.name, t.user_attrs.get("pruned_at"), t.user_attrs.get("reason")) for t in study.trials]
+        states = [(t.number, t.state.name, t.user_attrs.get("pruned_at"), t.user_attrs.get("reason"))
+                  for t in study.trials]
         assert len(done) >= 2, states
         workers = {t.user_attrs["worker"] for t in study.trials}
         assert len(workers) == 2, workers  # each process ran a trial of the one study

@@ -178,7 +178,7 @@ class Exporter:
                                      for t, r in reports.items()}
         if self.fidelity:
 
-            runner = Runner(data, threads=cfg.threads)
+            runner = Runner(data, threads=cfg.threads, name=f"{precision.name}/model.tflite")
             manifest["fidelity"] = fidelity.compare(runner, self.fidelity_inputs, self.reference_outputs(),
                                                     self.fidelity, self.recipe.input.render)
             manifest["fidelity"]["data"] = f"{self.layout}:{self.root} {self.val_split.name}"

@@ -14,6 +14,7 @@ from tflite_isp.core.errors import fail
 from tflite_isp.export import compat
 from tflite_isp.export.convert import converters_dir
 from tflite_isp.run.flatbuffer import TFLiteModel, file_precision
+from tflite_isp.run.litert import xnnpack_refusals
 
 RULES_FILE = "converters/lint_rules.toml"
 SEVERITIES = ("error", "warning")
@@ -129,7 +130,13 @@ def unclipped_int8_output(model: TFLiteModel) -> list:
     return found
 
 
-PATTERNS = {"unclipped_int8_output": unclipped_int8_output}
+def xnnpack_requantization_range(model: TFLiteModel) -> list:
+    """The quantised MAC ops whose requantisation scale XNNPACK refuses (LiteRT aborts loading the file)."""
+    return [op for op, _ in xnnpack_refusals(model)]
+
+
+PATTERNS = {"unclipped_int8_output": unclipped_int8_output,
+            "xnnpack_requantization_range": xnnpack_requantization_range}
 
 
 # ---- linting --------------------------------------------------------------------------------------------------

@@ -11,6 +11,15 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from tflite_isp.core.errors import fail
+from tflite_isp.run import flatbuffer
+
+# XNNPACK refuses a quantised convolution whose requantisation scale (input scale x weight scale / output scale) is
+# >= 256 (xnn_create_convolution2d_nhwc_qs8 and its deconvolution / fully-connected siblings), and ai-edge-litert
+# 2.3 then aborts in allocate_tensors ("double free or corruption") instead of running the op on its own kernels.
+# Post-training calibration produces such a scale when a layer's output was all zero on every calibration image
+# (a dead ReLU): its range collapses to ~1e-8.
+XNNPACK_MAX_REQUANTIZATION = 256.0
+QUANTISED_MAC_OPS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 0, "FULLY_CONNECTED": 0, "TRANSPOSE_CONV": 2}  # activation
 
 
 def _quantise(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -39,15 +48,45 @@ def _dequantise(y: np.ndarray, detail: dict) -> np.ndarray:
     return out
 
 
+def xnnpack_refusals(model: flatbuffer.TFLiteModel) -> list:
+    """[(op, requantisation scale)] for each quantised MAC op whose scale XNNPACK refuses (see above)."""
+    found = []
+    for op in model.ops:
+        if op.name not in QUANTISED_MAC_OPS or len(op.inputs) < 2 or not op.outputs:
+            continue
+        x, w, y = op.inputs[QUANTISED_MAC_OPS[op.name]], op.inputs[1], op.outputs[0]
+        if x is None or w is None or y is None or not (x.scales and w.scales and y.scales) or y.scales[0] <= 0:
+            continue
+        scale = x.scales[0] * max(w.scales) / y.scales[0]
+        if scale >= XNNPACK_MAX_REQUANTIZATION:
+            found.append((op, scale))
+    return found
+
+
+def check_loadable(model: flatbuffer.TFLiteModel, name: str) -> None:
+    """A one-line UserError for a file LiteRT's default (XNNPACK) interpreter would abort on, naming the op."""
+    refused = xnnpack_refusals(model)
+    if refused:
+        op, scale = refused[0]
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        out = op.outputs[0]
+        raise fail(name, f"LiteRT would abort loading it: XNNPACK refuses {op.name} #{op.index} "
+                         f"({out.name.split(';')[0]}){more}: requantisation scale {scale:.3g} >= 256, output scale "
+                         f"{out.scales[0]:.2g} (a range collapsed in calibration: the layer output only zeros on "
+                         f"the calibration images); calibrate on more images or retrain")
+
+
 class Runner:
     """One loaded model: ``runner(x)`` maps a float (1, H, W, 4) input to the float output."""
 
-    def __init__(self, model, threads: int = 2):
+    def __init__(self, model, threads: int = 2, name: str | None = None):
         kwargs = {"model_content": model} if isinstance(model, (bytes, bytearray)) else {"model_path": str(model)}
-        self.name = "<bytes>" if "model_content" in kwargs else str(model)
+        self.name = name or ("<bytes>" if "model_content" in kwargs else str(model))
         if "model_path" in kwargs and not Path(model).is_file():
             raise fail(model, "file not found")
         self._shape = None
+        check_loadable(flatbuffer.parse(bytes(model), self.name) if "model_content" in kwargs
+                       else flatbuffer.read(model), self.name)
         try:
             self.interpreter = Interpreter(num_threads=threads, **kwargs)
             self.input = self.interpreter.get_input_details()[0]
