@@ -112,22 +112,21 @@ def random_stack(seed: int):
 
 
 def searchnet_candidates(n: int, seed: int = 7) -> list:
-    """``n`` candidates the architecture search could sample (its space, uniformly), none over ~12 GMAC."""
-    import optuna  # lazy: only for the search's candidates
-
+    """``n`` candidates the architecture search could sample (its space, uniformly; not the table's graph probes,
+    which are drawn from ``probes.GRAPH_SEED``), none over ~12 GMAC."""
     from tflite_isp.nets import stats
     from tflite_isp.search import space
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.create_study(directions=["maximize", "minimize"],
-                                  sampler=optuna.samplers.RandomSampler(seed=seed))
-    out, axes = [], space.load_space(None)
-    while len(out) < n:
-        section = architectures.deploy_form(space.suggest(sampler.ask(), axes))
+    assert seed != probes.GRAPH_SEED, "held-out candidates must not be the table's own graph probes"
+    out = []
+    for section in space.sample(seed):
+        section = architectures.deploy_form(section)
         model = architectures.build(section, height=H, width=W, batch=1)
         if stats.count_macs(model) < 12e9:
             out.append((f"searchnet{len(out)}", lambda s=section: architectures.build(s, height=H, width=W, batch=1)))
         keras.backend.clear_session()
+        if len(out) == n:
+            return out
     return out
 
 
@@ -147,7 +146,9 @@ def export(model, precision: str) -> bytes:
 
 
 def export_one(name, build, precision, table, folder) -> tuple:
-    """(file, row with the prediction) of one candidate at one precision."""
+    """(file, row with the prediction) of one candidate at one precision (weights from a fixed seed: a file's
+    quantisation parameters, and whether XNNPACK takes every op, follow the weights)."""
+    keras.utils.set_random_seed(0)
     model = build()
     path = Path(folder) / f"{name}-{precision}.tflite"
     path.write_bytes(export(model, precision))
@@ -163,11 +164,20 @@ def time_rounds(files, rows, args) -> None:
     mins, medians = [[] for _ in files], [[] for _ in files]
     for k in range(args.rounds):
         for i, path in enumerate(files):
-            t = timing.measure_subprocess(path, threads=args.threads, runs=args.runs, warmup=1)
+            if rows[i].get("error"):
+                continue
+            try:
+                t = timing.measure_subprocess(path, threads=args.threads, runs=args.runs, warmup=1)
+            except timing.TimingError as err:  # a file LiteRT refuses is reported, not the end of the run
+                rows[i]["error"] = str(err)
+                log(f"{rows[i]['name']}: {err}")
+                continue
             mins[i].append(t["min_ms"])
             medians[i].append(t["median_ms"])
         log(f"timing round {k + 1}/{args.rounds} done")
     for row, lo, med in zip(rows, mins, medians):
+        if row.get("error"):
+            continue
         row["measured_min_ms"], row["measured_median_ms"] = min(lo), float(np.median(med))
         row["err_min_pct"] = round(100 * abs(row["predicted_ms"] - min(lo)) / min(lo), 1)
         row["err_median_pct"] = round(100 * abs(row["predicted_ms"] - row["measured_median_ms"])
@@ -177,7 +187,7 @@ def time_rounds(files, rows, args) -> None:
 def summary(rows) -> dict:
     out = {}
     for precision in sorted({r["precision"] for r in rows}) + ["all"]:
-        sel = [r for r in rows if precision in ("all", r["precision"])]
+        sel = [r for r in rows if precision in ("all", r["precision"]) and not r.get("error")]
         out[precision] = {"candidates": len(sel),
                           "median_abs_pct_vs_min": round(float(np.median([r["err_min_pct"] for r in sel])), 1),
                           "median_abs_pct_vs_median": round(float(np.median([r["err_median_pct"] for r in sel])), 1)}
@@ -189,7 +199,9 @@ def markdown(report) -> str:
     lines = ["# Latency predictor vs measured (Full HD, LiteRT XNNPACK)", "", *header(report), "",
              f"Table: `{report['table']}` (profiled in {report['profile_s']} s). Its median error on its own "
              f"single-op probes {fit['single_ops']['median_abs_pct']} % (leave-one-out "
-             f"{fit['leave_one_out_single_ops_pct']} %), on its chain probes {fit['chains']['median_abs_pct']} %.",
+             f"{fit['leave_one_out_single_ops_pct']} %), on its chain probes {fit['chains']['median_abs_pct']} %"
+             + (f", on its whole-network probes {fit['graphs']['median_abs_pct']} % (leave-one-out "
+                f"{fit.get('leave_one_out_graphs_pct')} %)" if fit.get("graphs", {}).get("probes") else "") + ".",
              "The machine is shared with parallel jobs: timings are noisy (load average in the provenance line).",
              "", "## Median absolute error", ""]
     lines += md_table(["precision", "candidates", "vs min", "vs median"],
@@ -200,7 +212,11 @@ def markdown(report) -> str:
                        "err vs min", "fallback ops"],
                       [[r["name"], r["precision"], r["ops"], r["gmac"], r["measured_min_ms"], r["measured_median_ms"],
                         r["predicted_ms"], f"{r['err_min_pct']} %", ", ".join(r["fallback_ops"])]
-                       for r in report["rows"]], "llrrrrrrl")
+                       for r in report["rows"] if not r.get("error")], "llrrrrrrl")
+    failed = [r for r in report["rows"] if r.get("error")]
+    if failed:
+        lines += ["", "Not timed (LiteRT refused the file): " + "; ".join(f"{r['name']} {r['precision']}: "
+                                                                        f"{r['error']}" for r in failed)]
     lines += ["", "## ms per GMAC by op type (this device)", ""]
     lines += md_table(["op key", "probes", "ms/GMAC", "ms/MB"],
                       [[g["key"], g["probes"], g["ms_per_gmac"], g["ms_per_mb"]] for g in report["guidelines"]],

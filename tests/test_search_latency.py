@@ -75,6 +75,39 @@ def test_predict_covers_every_op(table_path, candidate):
     assert conv["ms_per_gmac"] > 0 and next(r for r in rows if r["key"] == "ADD/int8")["ms_per_gmac"] is None
 
 
+def _relu_record(op, mbs, ms):
+    ops = [{"key": "RELU/fp32", "features": {"mb_in": m, "mb_out": m, "mb_over": 0.0, "op": 1.0}} for m in mbs]
+    return {"op": op, "ms": ms, "op_ms": ms, "ops": ops}
+
+
+def test_whole_network_probes_pull_the_op_models_to_in_graph_costs():
+    """A ReLU costs 0.1 ms/MB alone and 1.5x that inside a network: fitted with the network probes, the table
+    predicts an unseen network closer than fitted on single ops alone, and reports its leave-one-out error."""
+    singles = [_relu_record("relu", [m], 0.2 * m) for m in (1.0, 2.0, 3.0, 4.0)]
+    graphs = [_relu_record("graph", mbs, 1.5 * 0.2 * sum(mbs)) for mbs in ([1, 2, 3], [2, 2], [4, 1], [3, 3, 1])]
+    unseen = _relu_record("graph", [2.0, 5.0], 1.5 * 0.2 * 7.0)
+
+    def error(records):
+        models, _, loo = profile.fit(records)
+        return abs(profile._op_ms(unseen["ops"][0], models) + profile._op_ms(unseen["ops"][1], models)
+                   - unseen["ms"]) / unseen["ms"], loo
+
+    alone, loo_alone = error(singles)
+    joint, loo_joint = error(singles + graphs)
+    assert alone > 0.3 and joint < alone / 2
+    assert loo_alone["graphs"] is None and loo_joint["graphs"] is not None and loo_joint["graphs"] < 35
+
+
+def test_graph_probes_are_networks_of_the_search_space_at_full_hd():
+    graphs = probes.probe_set(precisions=("int8",), ops=["graph"], graphs=2)
+    assert [p.name for p in graphs] == ["graph-544x960-c4-draw0-int8", "graph-544x960-c4-draw1-int8"]
+    assert probes.probe_set(precisions=("int8",), ops=["graph"], scale_limit=4) == []  # quick tests skip them
+    model = probes.build(graphs[1])
+    assert model.input_shape == (1, *probes.FULL, 4)
+    assert probes.graph_sections(2)[1]["architecture"] == "searchnet"
+    assert probes.graph_sections(2) != probes.graph_sections(2, seed=7)  # the benchmark's held-out draws differ
+
+
 def test_another_devices_table_is_refused_in_one_line(table_path, tmp_path):
     raw = json.loads(table_path.read_text())
     raw["description"]["cpu_model"] = "Snapdragon 8 Gen 3"
@@ -105,8 +138,8 @@ def test_missing_table_and_unknown_runtime_are_one_line(tmp_path):
     with pytest.raises(UserError, match="not found"):
         latency.load_table("no-such-device")
     assert latency.default_table_path("cpu-x-2t").parts[-2:] == ("latency", "cpu-x-2t.json")
-    for bad in ("gpu", "adb", "adb:", "jetson:", "jetson:a:b", "adb:S:gpu:x"):
-        with pytest.raises(UserError, match="must be local, adb:SERIAL") as err:
+    for bad in ("gpu", "adb", "adb:", "jetson:", "jetson:a:b", "adb:S:gpu:x", "adb:S:tpu"):
+        with pytest.raises(UserError, match=r"^unknown --runtime .*(use local, adb:SERIAL|DELEGATE must be)") as err:
             profile.timer_for(bad)
         assert "\n" not in str(err.value)
 

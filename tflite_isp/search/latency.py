@@ -28,6 +28,7 @@ FORMAT = 1
 MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED")
 MAC_FEATURES = ("gmac", "mpix", "mpix_thin", "mb_in", "mb_out", "mb_over", "op")
 BYTE_FEATURES = ("mb_in", "mb_out", "mb_over", "op")
+MULTI_OP = ("chain", "graph")  # probes of several ops (a chain, a whole network): no op type's guideline row
 FREE_OPS = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")  # metadata only in XNNPACK and LiteRT: no probe, cost 0
 IDENTITY_KEYS = ("kind", "cpu_model", "arch", "isa", "model", "soc", "delegate", "host")
 
@@ -218,7 +219,7 @@ def ms_per_gmac(table: dict) -> list:
     page shows where a device spends time (thin convolutions cost bytes, not MACs)."""
     rows: dict = {}
     for probe in table.get("probes", []):
-        if probe.get("op") == "chain":
+        if probe.get("op") in MULTI_OP:
             continue
         for op in probe.get("ops", []):
             row = rows.setdefault(op["key"], {"key": op["key"], "probes": 0, "ms": 0.0, "gmac": 0.0, "mb": 0.0})

@@ -7,6 +7,7 @@ probes per op type spanning 1/1 to 1/16 of the packed Full HD frame (544 x 960) 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -156,17 +157,24 @@ CHAINS = [(1, 4, 8, {"kind": "isp"}), (2, 16, 16, {"kind": "unet"}), (4, 32, 32,
           (8, 64, 64, {"kind": "unet"})]
 # INT8 probes with float32 IO: the QUANTIZE / DEQUANTIZE pair an exporter's --io_type float32 file adds.
 IO_CASES = [(1, 4, 16, {}), (4, 32, 32, {})]
+# Whole networks of the search space at Full HD: in a graph each op reads what the previous one wrote, out of the
+# cache, and XNNPACK's per-op dispatch adds up; single-op probes see neither. The first GRAPHS draws of GRAPH_SEED
+# under GRAPH_MAX_GMAC (the predictor benchmark holds out another seed's draws).
+GRAPHS, GRAPH_SEED, GRAPH_MAX_GMAC = 12, 1, 8.0
 
 
-def probe_set(precisions=PRECISIONS, ops=None, scale_limit: int | None = None) -> list:
-    """The probe grid (every op key of ``CASES``, the IO pair and the chains unless ``ops`` names some: op keys,
-    "io", "chain"; ``scale_limit`` drops probes larger than 1/scale_limit of the frame, for quick tests)."""
+def probe_set(precisions=PRECISIONS, ops=None, scale_limit: int | None = None, graphs: int = GRAPHS) -> list:
+    """The probe grid (every op key of ``CASES``, the IO pair, the chains and ``graphs`` whole networks unless
+    ``ops`` names some: op keys, "io", "chain", "graph"; ``scale_limit`` drops probes larger than 1/scale_limit of
+    the frame, for quick tests)."""
     probes = []
     for precision in precisions:
         if ops is None or "chain" in ops:
             cases = [c for c in CHAINS if scale_limit is None or c[0] >= scale_limit]
             probes += _grid("chain", cases, precision)
-        for op in [o for o in ops or CASES if o not in ("io", "chain")]:
+        if (ops is None or "graph" in ops) and scale_limit is None:
+            probes += [Probe("graph", FULL, 4, precision, extra=(("draw", k),)) for k in range(graphs)]
+        for op in [o for o in ops or CASES if o not in ("io", "chain", "graph")]:
             cases = [c for c in CASES[op] if scale_limit is None or c[0] >= scale_limit]
             probes += _grid(op, cases, precision)
         if precision == "int8" and (ops is None or "io" in ops):
@@ -175,8 +183,31 @@ def probe_set(precisions=PRECISIONS, ops=None, scale_limit: int | None = None) -
     return probes
 
 
+@cache
+def graph_sections(n: int, seed: int = GRAPH_SEED, max_gmac: float = GRAPH_MAX_GMAC) -> tuple:
+    """The first ``n`` networks the search space draws from ``seed`` under ``max_gmac`` at Full HD, as shipped
+    (re-parameterised blocks fused)."""
+    from tflite_isp.nets import architectures, stats  # lazy: the nets package loads its whole zoo
+    from tflite_isp.search import space
+
+    out = []
+    for section in space.sample(seed):
+        shipped = architectures.deploy_form(section)
+        if stats.count_macs(architectures.build(shipped, height=FULL[0], width=FULL[1], batch=1)) < max_gmac * 1e9:
+            out.append(shipped)
+        keras.backend.clear_session()
+        if len(out) == n:
+            return tuple(out)
+
+
 def build(probe: Probe):
     """The probe's Keras model (inputs: the main (1, H, W, Cin) tensor first)."""
+    if probe.op == "graph":
+        from tflite_isp.nets import architectures  # lazy: as above
+
+        draw = dict(probe.extra)["draw"]
+        section = graph_sections(max(GRAPHS, draw + 1))[draw]
+        return architectures.build(section, height=probe.hw[0], width=probe.hw[1], batch=1)
     x = keras.Input(batch_size=1, shape=(*probe.hw, probe.cin), name="raw")
     extra, y = BUILDERS[probe.op](x, probe)
     return keras.Model([x, *extra] if extra else x, y, name=probe.op)
@@ -239,5 +270,5 @@ def write_probes(probes, folder, log=print) -> list:
     return out
 
 
-__all__ = ["BUILDERS", "CASES", "FULL", "PRECISIONS", "Probe", "SCALES", "build", "convert_probe",
-           "probe_set", "write_probes"]
+__all__ = ["BUILDERS", "CASES", "FULL", "GRAPHS", "PRECISIONS", "Probe", "SCALES", "build", "convert_probe",
+           "graph_sections", "probe_set", "write_probes"]

@@ -20,6 +20,7 @@ from tflite_isp.core.errors import UserError
 from tflite_isp.run import flatbuffer
 from tflite_isp.search import latency
 from tflite_isp.search import probes as probes_mod
+from tflite_isp.search.targets import parse_target
 
 TINY = probes_mod.Probe("relu", (2, 2), 4, "fp32")
 OP_PROFILING_FLAGS = ("--enable_op_profiling=true", "--op_profiling_output_mode=csv")
@@ -111,16 +112,14 @@ class BoardTimer:
 
 
 def timer_for(runtime: str, *, threads: int = 2, binary=None, **options):
-    """``local``, ``adb:SERIAL[:DELEGATE]`` or ``jetson:HOST`` -> a timer; anything else a one-line UserError."""
-    parts = runtime.split(":")
-    if runtime == "local":
+    """``local``, ``adb:SERIAL[:DELEGATE]`` or ``jetson:HOST`` (the search's target spellings) -> a timer; anything
+    else a one-line UserError."""
+    target = parse_target(runtime, what="--runtime")
+    if target.kind == "local":
         return LocalTimer(threads)
-    if parts[0] == "adb" and 2 <= len(parts) <= 3 and parts[1]:
-        delegate = parts[2] if len(parts) == 3 and parts[2] else "cpu"
-        return AdbTimer(parts[1], delegate, binary=binary, threads=threads, **options)
-    if parts[0] == "jetson" and len(parts) == 2 and parts[1]:
-        return BoardTimer(parts[1], threads=threads, **options)
-    raise UserError(f"--runtime must be local, adb:SERIAL[:DELEGATE] or jetson:HOST, not {runtime!r}")
+    if target.kind == "adb":
+        return AdbTimer(target.address, target.bench_delegate, binary=binary, threads=threads, **options)
+    return BoardTimer(target.address, threads=threads, **options)
 
 
 # --- Fitting -------------------------------------------------------------------------------------------------------
@@ -140,15 +139,20 @@ def probe_record(probe, path: Path, timed: dict, overhead_ms: float) -> dict:
 CACHE_MB = (0.0, 1.0, 4.0, 16.0, 32.0, 64.0, 128.0)  # breakpoints tried for the per-byte cost's rise
 
 
+MULTI_OP = latency.MULTI_OP  # their rows tie the op models to how ops cost inside a graph
+MULTI_OP_WEIGHT = 3.0  # a whole graph's row counts as three single-op rows: it is what a prediction is used for
+
+
 def _design(records: list, cache_mb: float) -> tuple:
     """(rows, targets, columns): one row per probe, its ops' features in their key's columns, rows weighted by
-    1/target so relative errors count; columns scaled to order 1 so no term wins for its units alone."""
+    1/target so relative errors count (multi-op probes ``MULTI_OP_WEIGHT`` times); columns scaled to order 1 so no
+    term wins for its units alone."""
     keys = sorted({op["key"] for r in records for op in r["ops"]})
     columns = [(k, f) for k in keys for f in latency.feature_names(k)]
     index = {c: i for i, c in enumerate(columns)}
     a, b = np.zeros((len(records), len(columns))), np.zeros(len(records))
     for i, r in enumerate(records):
-        weight = 1.0 / max(r["op_ms"], 0.005)
+        weight = (MULTI_OP_WEIGHT if r["op"] in MULTI_OP else 1.0) / max(r["op_ms"], 0.005)
         for op in r["ops"]:
             feats = {**op["features"], "mb_over": max(0.0, op["features"]["mb_in"] + op["features"]["mb_out"]
                                                       - cache_mb)}
@@ -166,10 +170,11 @@ def _solve(a, b):
     return coef / scale
 
 
-def _loo_pct(a, b) -> float:
-    """Median |error| % of each probe predicted by a fit without it (rows are weighted: a row's value is 1)."""
+def _loo_pct(a, b, rows=None) -> float:
+    """Median |error| % of each probe (of ``rows``, default all) predicted by a fit without it (rows are weighted:
+    a row's value is its weight, so the ratio is the relative error)."""
     errs = []
-    for i in range(len(b)):
+    for i in range(len(b)) if rows is None else rows:
         keep = np.arange(len(b)) != i
         coef = _solve(a[keep], b[keep])
         errs.append(abs(a[i] @ coef - b[i]) / b[i] * 100 if b[i] > 0 else 0.0)
@@ -178,18 +183,23 @@ def _loo_pct(a, b) -> float:
 
 def fit(records: list) -> tuple:
     """Per-key NNLS models fitted jointly over all probes (a probe with several ops, e.g. QUANTIZE + CONV_2D +
-    DEQUANTIZE, constrains all of them), with the cache breakpoint whose leave-one-out error is lowest.
-    Returns (models, cache_mb, leave-one-out median |error| %)."""
+    DEQUANTIZE, a chain or a whole network, constrains all of them), with the cache breakpoint whose leave-one-out
+    error is lowest. Returns (models, cache_mb, leave-one-out median |error| % on single ops, and on whole graphs:
+    the estimate of the error on a network the table has not seen, None without graph probes)."""
+    graphs = [i for i, r in enumerate(records) if r["op"] == "graph"]
+    singles = [i for i, r in enumerate(records) if r["op"] not in MULTI_OP]
     tried = {c: _loo_pct(*_design(records, c)[:2]) for c in CACHE_MB}
     cache_mb = min(tried, key=tried.get)
     a, b, columns = _design(records, cache_mb)
+    loo = {"single_ops": round(_loo_pct(a, b, singles), 2),
+           "graphs": round(_loo_pct(a, b, graphs), 2) if graphs else None}
     coef = _solve(a, b)
     models = {}
     for k in sorted({c[0] for c in columns}):
         c = [float(coef[columns.index((k, f))]) for f in latency.feature_names(k)]
         models[k] = {"features": list(latency.feature_names(k)), "coef": [round(x, 6) for x in c],
                      "probes": sum(any(op["key"] == k for op in r["ops"]) for r in records)}
-    return models, cache_mb, round(tried[cache_mb], 2)
+    return models, cache_mb, loo
 
 
 def fit_graph(chains: list, models: dict, invoke_ms: float) -> tuple:
@@ -223,8 +233,9 @@ def fit_errors(records: list, models: dict, graph: tuple) -> dict:
         ms = overhead_ms + sum(scale * _op_ms(op, models) + per_mb * op["features"]["mb_out"] for op in r["ops"])
         return abs(ms - r["ms"]) / r["ms"] * 100
     out = {}
-    for name, sel in (("single_ops", [r for r in records if r["op"] != "chain"]),
-                      ("chains", [r for r in records if r["op"] == "chain"])):
+    for name, sel in (("single_ops", [r for r in records if r["op"] not in MULTI_OP]),
+                      ("chains", [r for r in records if r["op"] == "chain"]),
+                      ("graphs", [r for r in records if r["op"] == "graph"])):
         errs = [pct(r) for r in sel if r["ms"] > 0]
         out[name] = {"probes": len(errs), "median_abs_pct": round(float(np.median(errs)), 2) if errs else None}
     return out
@@ -271,15 +282,14 @@ def profile(runtime: str, out: Path | None = None, log=print, *, probes=None, th
 
 
 def build_table(records: list, description: dict, *, runtime: str, invoke_ms: float, rounds: int) -> dict:
-    """The table: per-op models fitted on the single-op probes, graph terms on the chains, the probes kept."""
-    singles = [r for r in records if r["op"] != "chain"]
-    models, cache_mb, loo_pct = fit(singles)
+    """The table: per-op models fitted on every probe, graph terms on the multi-op ones, the probes kept."""
+    models, cache_mb, loo = fit(records)
     for r in records:  # features at the chosen breakpoint and per-op shares, for the guidelines page
         for op in r["ops"]:
             op["features"]["mb_over"] = round(max(0.0, op["features"]["mb_in"] + op["features"]["mb_out"]
                                                   - cache_mb), 6)
             op["ms"] = round(_op_ms(op, models), 4)
-    graph = fit_graph([r for r in records if r["op"] == "chain"], models, invoke_ms)
+    graph = fit_graph([r for r in records if r["op"] in MULTI_OP], models, invoke_ms)
     return {"format": latency.FORMAT, "device": latency.device_name(description), "description": description,
             "commit": commit(), "runtime": runtime, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "invoke_ms": round(invoke_ms, 4), "overhead_ms": round(graph[2], 4), "graph_scale": round(graph[0], 4),
@@ -287,16 +297,21 @@ def build_table(records: list, description: dict, *, runtime: str, invoke_ms: fl
             "statistic": "min over invokes and rounds", "rounds": rounds,
             "cost_model": "ms = overhead + sum over ops of (graph_scale * (a*GMAC + b*Mpix + b'*Mpix_thin + c*MB_in "
                           "+ d*MB_out + e*MB_beyond_cache + f) + graph_ms_per_mb * MB_out), one model per op key and "
-                          "precision (NNLS, 1/ms row weights; no GMAC/Mpix terms for ops without MACs); graph terms "
-                          "fitted on the chain probes",
-            "fit": {**fit_errors(records, models, graph), "leave_one_out_single_ops_pct": loo_pct},
+                          "precision (NNLS over single-op, chain and whole-network probes, 1/ms row weights, "
+                          "multi-op rows x3; no GMAC/Mpix terms for ops without MACs); graph terms fitted on the "
+                          "multi-op probes",
+            "fit": {**fit_errors(records, models, graph), "leave_one_out_single_ops_pct": loo["single_ops"],
+                    "leave_one_out_graphs_pct": loo["graphs"]},
             "models": models, "probes": records}
 
 
 def summary(table: dict) -> str:
     fit_ = table["fit"]
+    graphs = fit_.get("graphs", {}).get("median_abs_pct")
     return (f"median error on single ops {fit_['single_ops']['median_abs_pct']} % (leave-one-out "
-            f"{fit_['leave_one_out_single_ops_pct']} %), on chains {fit_['chains']['median_abs_pct']} %; cache "
+            f"{fit_['leave_one_out_single_ops_pct']} %), on chains {fit_['chains']['median_abs_pct']} %"
+            + (f", on whole networks {graphs} % (leave-one-out {fit_.get('leave_one_out_graphs_pct')} %)"
+               if graphs is not None else "") + "; cache "
             f"breakpoint {table['cache_mb']:g} MB, graph scale {table['graph_scale']:.2f} + "
             f"{table['graph_ms_per_mb']:.3f} ms/MB written, overhead {table['overhead_ms']:.2f} ms")
 

@@ -62,6 +62,19 @@ def suggest(trial, space: dict) -> dict:
     return model_section(pick)
 
 
+def sample(seed: int, space: dict | None = None):
+    """Sections drawn uniformly from ``space`` (default the full space), endless and the same for a seed: the
+    preflight's candidates, the latency table's whole-graph probes, the predictor benchmark's held-out ones."""
+    import optuna  # lazy: a recipe writer should not need the engine
+
+    space = space or load_space(None)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    draws = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=optuna.samplers.RandomSampler(seed=seed))
+    while True:
+        yield suggest(draws.ask(), space)
+
+
 def model_section(pick: dict) -> dict:
     """searchnet settings from axis values: ``conv = "reparam"`` is a full conv trained re-parameterised, and
     ``activation = "tanh_first"`` is ReLU with Smallnet's tanh on the first conv."""

@@ -21,6 +21,7 @@ class Target:
     kind: str  # local | adb | jetson
     address: str | None
     delegate: str  # the export.compat table the candidate must fully pass
+    bench_delegate: str = "cpu"  # the phone harness's --delegate (adb targets)
 
     @property
     def runtime(self) -> str:
@@ -28,8 +29,8 @@ class Target:
         return self.spec
 
 
-def parse_target(text: str) -> Target:
-    """A target spec, or one line naming the spellings."""
+def parse_target(text: str, what: str = "target") -> Target:
+    """A target spec, or one line naming the spellings (``what``: the flag it came from)."""
     parts = str(text).strip().split(":")
     kind = parts[0]
     if kind == "local" and len(parts) == 1:
@@ -37,8 +38,8 @@ def parse_target(text: str) -> Target:
     if kind == "adb" and 2 <= len(parts) <= 3 and parts[1]:
         delegate = parts[2] if len(parts) == 3 and parts[2] else "cpu"
         if delegate not in DELEGATES:
-            raise UserError(f"unknown target {text!r}: DELEGATE must be one of {', '.join(DELEGATES)}")
-        return Target(str(text), "adb", parts[1], _TABLE_OF[delegate])
+            raise UserError(f"unknown {what} {text!r}: DELEGATE must be one of {', '.join(DELEGATES)}")
+        return Target(str(text), "adb", parts[1], _TABLE_OF[delegate], delegate)
     if kind == "jetson" and len(parts) == 2 and parts[1]:
         return Target(str(text), "jetson", parts[1], "xnnpack")
-    raise UserError(f"unknown target {text!r}: use {USAGE}")
+    raise UserError(f"unknown {what} {text!r}: use {USAGE}")

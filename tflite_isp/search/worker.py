@@ -51,12 +51,8 @@ def _predictor(cfg: SearchConfig, target: Target):
 def preflight(cfg: SearchConfig, target: Target, log=print) -> None:
     """Refuse, in one line, a space whose sampled candidates the target's delegate never fully takes."""
 
-    probe = optuna.create_study(directions=list(studies.DIRECTIONS),
-                                sampler=optuna.samplers.RandomSampler(seed=cfg.seed))
-    axes, blocked = space.load_space(cfg.space), {}
-    recipe = recipes.load_recipe(cfg.base)
-    for _ in range(PREFLIGHT_SAMPLES):
-        section = space.suggest(probe.ask(), axes)
+    blocked, recipe = {}, recipes.load_recipe(cfg.base)
+    for section, _ in zip(space.sample(cfg.seed, space.load_space(cfg.space)), range(PREFLIGHT_SAMPLES)):
         try:
             data = untrained_int8(shipped_form(section, recipe.input, 64, 64), recipe.input.channels)
         except (ValueError, UserError):  # settings the network refuses, a graph the converter refuses: not delegable
