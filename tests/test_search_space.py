@@ -154,3 +154,39 @@ def test_a_candidate_over_the_latency_budget_is_pruned_before_training(tmp_path)
     assert t.state == optuna.trial.TrialState.PRUNED and t.user_attrs["pruned_at"] == "latency"
     assert t.user_attrs["reason"] == "500.0 ms > --max_ms 100 on local" and t.constraints == {"requirements": 4.0}
     assert not (tmp_path / "default" / "trials" / "0000" / "run").exists()  # nothing trained
+
+
+def test_an_untrained_file_xnnpack_would_refuse_is_drawn_again():
+    """A unit dead on every random input collapses its INT8 range (XNNPACK refuses the file): the quick file's
+    weights are drawn again, so the candidate is judged on its graph, not on one unlucky initialisation."""
+    from tflite_isp.core.tf import keras
+    from tflite_isp.run import flatbuffer, litert
+    from tflite_isp.search.trial import untrained_int8
+
+    built = []
+
+    def build():
+        bias = keras.initializers.Constant(-100.0 if not built else 0.0)  # the first draw is dead
+        built.append(bias)
+        x = keras.Input(batch_size=1, shape=(16, 16, 4))
+        y = keras.layers.Conv2D(8, 3, padding="same", activation="relu", bias_initializer=bias)(x)
+        return keras.Model(x, keras.layers.Conv2D(4, 3, padding="same")(y))
+
+    data = untrained_int8(build, 4)
+    assert len(built) == 2 and not litert.xnnpack_refusals(flatbuffer.parse(data))
+
+
+def test_a_probe_the_runtime_refuses_is_left_out_and_recorded(tmp_path):
+    from tflite_isp.search import profile
+
+    class Timer:
+        def time(self, path):
+            if path.name == "bad.tflite":
+                raise UserError(f"{path}: LiteRT cannot load it (failed to prepare)")
+            return {"ms": 1.0}
+
+    paths = [tmp_path / "tiny.tflite", tmp_path / "bad.tflite", tmp_path / "ok.tflite"]
+    lines = []
+    best, refused = profile._time_rounds(Timer(), paths, 2, lines.append, 0.0)
+    assert best[1] is None and best[2] == {"ms": 1.0} and list(refused) == [1]
+    assert sum("left out bad.tflite" in ln for ln in lines) == 1  # tried once, not every round

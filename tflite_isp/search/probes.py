@@ -16,6 +16,7 @@ from tflite_isp.core import atomic
 from tflite_isp.core.tf import keras, tf
 from tflite_isp.export import convert
 from tflite_isp.nets.layers import SpaceToDepth
+from tflite_isp.run import flatbuffer, litert
 
 FULL = (544, 960)  # packed Full HD RAW
 SCALES = {1: (544, 960), 2: (272, 480), 4: (136, 240), 8: (68, 120), 16: (34, 60)}
@@ -224,7 +225,19 @@ def _representative(model, n: int = 2):
 
 def convert_probe(probe: Probe) -> bytes:
     """``.tflite`` bytes as the exporter makes them: fp32, or full-integer int8 with int8 IO (``int8_fio``: float
-    IO, i.e. with QUANTIZE / DEQUANTIZE); random calibration data is enough for timing."""
+    IO, i.e. with QUANTIZE / DEQUANTIZE); random calibration data is enough for timing. The weights come from
+    seeds 0, 1, ...: the first whose INT8 file XNNPACK takes whole (random weights can leave a unit dead on every
+    input, whose collapsed range XNNPACK refuses; see ``trial.untrained_int8``)."""
+    for seed in range(4):
+        keras.utils.set_random_seed(seed)
+        data = _convert_once(probe)
+        if probe.precision == "fp32" or not litert.xnnpack_refusals(flatbuffer.parse(data)):
+            break
+        keras.backend.clear_session()
+    return data
+
+
+def _convert_once(probe: Probe) -> bytes:
     model = build(probe)
     name = "fp32" if probe.precision == "fp32" else "int8"
     precision = convert.precisions()[name]

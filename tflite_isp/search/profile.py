@@ -47,11 +47,14 @@ class LocalTimer:
         self.description = latency.local_device(threads)
 
     def time(self, path: Path) -> dict:
-        from tflite_isp.run.timing import measure  # lazy: loads LiteRT
+        from tflite_isp.run.timing import TimingError, measure  # lazy: loads LiteRT
 
-        r = measure(path, threads=self.threads, runs=5, warmup=1)
-        if r["min_ms"] < 5:  # cheap probe: more invokes for a steadier minimum
-            r = measure(path, threads=self.threads, runs=20, warmup=2)
+        try:
+            r = measure(path, threads=self.threads, runs=5, warmup=1)
+            if r["min_ms"] < 5:  # cheap probe: more invokes for a steadier minimum
+                r = measure(path, threads=self.threads, runs=20, warmup=2)
+        except TimingError as err:
+            raise UserError(str(err)) from None
         return {"ms": r["min_ms"], "median_ms": r["median_ms"]}
 
 
@@ -243,18 +246,27 @@ def fit_errors(records: list, models: dict, graph: tuple) -> dict:
 
 # --- Profile -------------------------------------------------------------------------------------------------------
 
-def _time_rounds(timer, paths, rounds: int, log, t0) -> list:
+def _time_rounds(timer, paths, rounds: int, log, t0) -> tuple:
     """Every file timed ``rounds`` times, interleaved (a busy spell of a shared machine hits one round, not one
-    probe); per file the round with the lowest ``ms``."""
+    probe); (per file the round with the lowest ``ms``, None for a file the runtime refused; {index: why})."""
     best: list = [None] * len(paths)
+    refused: dict = {}
     for k in range(rounds):
         for i, path in enumerate(paths):
-            t = timer.time(path)
+            if i in refused:
+                continue
+            try:
+                t = timer.time(path)
+            except UserError as err:  # one probe the runtime refuses (XNNPACK failing to prepare a node) is left out
+                refused[i] = str(err)
+                if log:
+                    log(f"left out {path.name}: {err}")
+                continue
             if best[i] is None or t["ms"] < best[i]["ms"]:
                 best[i] = t
         if log:
             log(f"timing round {k + 1}/{rounds} done ({time.monotonic() - t0:.0f} s)")
-    return best
+    return best, refused
 
 
 def profile(runtime: str, out: Path | None = None, log=print, *, probes=None, threads: int = 2, work=None,
@@ -269,10 +281,14 @@ def profile(runtime: str, out: Path | None = None, log=print, *, probes=None, th
         folder = Path(work or tmp)
         log(f"profile {runtime}: converting {len(probes) + 1} probes")
         files = probes_mod.write_probes([TINY, *probes], folder, log=log)
-        timed = _time_rounds(timer, [path for _, path in files], rounds, log, t0)
+        timed, refused = _time_rounds(timer, [path for _, path in files], rounds, log, t0)
+        if 0 in refused:
+            raise UserError(f"profile {runtime}: the runtime refuses even a one-op graph ({refused[0]})")
         invoke_ms = timed[0]["ms"] - (timed[0].get("op_ms") or 0.0)
-        records = [probe_record(probe, path, t, invoke_ms) for (probe, path), t in zip(files[1:], timed[1:])]
+        records = [probe_record(probe, path, t, invoke_ms) for (probe, path), t in zip(files[1:], timed[1:])
+                   if t is not None]
     table = build_table(records, timer.description, runtime=runtime, invoke_ms=invoke_ms, rounds=rounds)
+    table["refused"] = [{"probe": files[i][0].name, "error": why} for i, why in sorted(refused.items())]
     table["profile_s"] = round(time.monotonic() - t0, 1)
     path = Path(out) if out is not None else latency.default_table_path(table["device"])
     path.parent.mkdir(parents=True, exist_ok=True)

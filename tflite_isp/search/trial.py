@@ -21,10 +21,11 @@ import optuna
 
 from tflite_isp.core import atomic
 from tflite_isp.core.errors import UserError
+from tflite_isp.core.tf import keras
 from tflite_isp.export import compat, convert
 from tflite_isp.nets import architectures, recipes
 from tflite_isp.nets.stats import count_macs, count_params
-from tflite_isp.run import entries, flatbuffer
+from tflite_isp.run import entries, flatbuffer, litert
 from tflite_isp.search import space
 from tflite_isp.search.config import SearchConfig
 from tflite_isp.search.targets import Target
@@ -96,7 +97,7 @@ class Trial:
         trial.set_user_attr("params", count_params(model))
         trial.set_user_attr("gmac", round(count_macs(model) / 1e9, 3))
         try:
-            data = untrained_int8(model, recipe.input.channels)
+            data = untrained_int8(lambda: shipped_form(section, recipe.input, h, w), recipe.input.channels)
         except UserError as err:
             _prune(trial, "convert", str(err), violation=1.0)
         report = compat.check(flatbuffer.parse(data), self.target.delegate)
@@ -183,13 +184,23 @@ def shipped_form(section: dict, spec, height: int, width: int):
     return architectures.build(architectures.deploy_form(section), height=height, width=width, batch=1, cfa=spec.cfa)
 
 
-def untrained_int8(model, channels: int) -> bytes:
-    """An INT8 file of ``model`` calibrated on two random inputs: its ops and its speed, not its quality."""
-    _, h, w, _ = model.input_shape
-    rng = np.random.default_rng(0)
-    calib = [rng.uniform(0, 1, (1, h, w, channels)).astype(np.float32) for _ in range(2)]
-    return convert.convert(model, (1, h, w, channels), convert.precisions()["int8"],
-                           representative=convert.representative_from(calib))
+def untrained_int8(build, channels: int, attempts: int = 4) -> bytes:
+    """An INT8 file of the network ``build()`` makes, untrained, calibrated on two random inputs: its ops and its
+    speed, not its quality. An untrained net can have a unit dead on every input (a squeeze-excite's squeeze, most
+    often); its INT8 range collapses and XNNPACK refuses the file, which says nothing of the trained network, so
+    such weights are drawn again (seeds 0, 1, ...; the last file is returned either way)."""
+    for seed in range(attempts):
+        keras.utils.set_random_seed(seed)
+        model = build()
+        _, h, w, _ = model.input_shape
+        rng = np.random.default_rng(seed)
+        calib = [rng.uniform(0, 1, (1, h, w, channels)).astype(np.float32) for _ in range(2)]
+        data = convert.convert(model, (1, h, w, channels), convert.precisions()["int8"],
+                               representative=convert.representative_from(calib))
+        keras.backend.clear_session()
+        if not litert.xnnpack_refusals(flatbuffer.parse(data)):
+            break
+    return data
 
 
 def _prune(trial, stage: str, reason: str, violation: float = 0.0):

@@ -54,7 +54,7 @@ def preflight(cfg: SearchConfig, target: Target, log=print) -> None:
     blocked, recipe = {}, recipes.load_recipe(cfg.base)
     for section, _ in zip(space.sample(cfg.seed, space.load_space(cfg.space)), range(PREFLIGHT_SAMPLES)):
         try:
-            data = untrained_int8(shipped_form(section, recipe.input, 64, 64), recipe.input.channels)
+            data = untrained_int8(lambda: shipped_form(section, recipe.input, 64, 64), recipe.input.channels)
         except (ValueError, UserError):  # settings the network refuses, a graph the converter refuses: not delegable
             continue
         report = compat.check(flatbuffer.parse(data), target.delegate)
