@@ -15,7 +15,8 @@ if [ ! -f "$stamp" ]; then
     echo "setting up $VENV (pinned dependencies from pyproject.toml) ..." >&2
     "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
         || { echo "error: Python 3.11 is required (found $("$PYTHON" --version))" >&2; exit 2; }
-    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+    # a venv cut off while it was being made has a python but no pip: making it again over itself completes it
+    "$VENV/bin/python" -m pip --version >/dev/null 2>&1 || "$PYTHON" -m venv "$VENV"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test]"
     rm -f "$VENV"/.installed-*
     touch "$stamp"
