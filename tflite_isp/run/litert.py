@@ -15,7 +15,8 @@ from tflite_isp.run import flatbuffer
 
 # XNNPACK refuses a quantised convolution whose requantisation scale (input scale x weight scale / output scale) is
 # >= 256 (xnn_create_convolution2d_nhwc_qs8 and its deconvolution / fully-connected siblings), and ai-edge-litert
-# 2.3 then aborts in allocate_tensors ("double free or corruption") instead of running the op on its own kernels.
+# 2.3 then, rather than running the op on its own kernels, aborts the process in allocate_tensors ("double free or
+# corruption") or fails to prepare the delegate node; which of the two depends on the graph.
 # Post-training calibration produces such a scale when a layer's output was all zero on every calibration image
 # (a dead ReLU): its range collapses to ~1e-8.
 XNNPACK_MAX_REQUANTIZATION = 256.0
@@ -64,16 +65,17 @@ def xnnpack_refusals(model: flatbuffer.TFLiteModel) -> list:
 
 
 def check_loadable(model: flatbuffer.TFLiteModel, name: str) -> None:
-    """A one-line UserError for a file LiteRT's default (XNNPACK) interpreter would abort on, naming the op."""
+    """A one-line UserError for a file LiteRT's default (XNNPACK) interpreter cannot load, naming the op (before
+    LiteRT sees it: it may abort the whole process)."""
     refused = xnnpack_refusals(model)
     if refused:
         op, scale = refused[0]
         more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
         out = op.outputs[0]
-        raise fail(name, f"LiteRT would abort loading it: XNNPACK refuses {op.name} #{op.index} "
-                         f"({out.name.split(';')[0]}){more}: requantisation scale {scale:.3g} >= 256, output scale "
-                         f"{out.scales[0]:.2g} (a range collapsed in calibration: the layer output only zeros on "
-                         f"the calibration images); calibrate on more images or retrain")
+        raise fail(name, f"LiteRT cannot load it (it aborts or fails to prepare): XNNPACK refuses {op.name} "
+                         f"#{op.index} ({out.name.split(';')[0]}){more}: requantisation scale {scale:.3g} >= 256, "
+                         f"output scale {out.scales[0]:.2g} (a range collapsed in calibration: the layer output only "
+                         f"zeros on the calibration images); calibrate on more images or retrain")
 
 
 class Runner:
