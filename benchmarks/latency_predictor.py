@@ -114,20 +114,9 @@ def random_stack(seed: int):
 def searchnet_candidates(n: int, seed: int = 7) -> list:
     """``n`` candidates the architecture search could sample (its space, uniformly; not the table's graph probes,
     which are drawn from ``probes.GRAPH_SEED``), none over ~12 GMAC."""
-    from tflite_isp.nets import stats
-    from tflite_isp.search import space
-
     assert seed != probes.GRAPH_SEED, "held-out candidates must not be the table's own graph probes"
-    out = []
-    for section in space.sample(seed):
-        section = architectures.deploy_form(section)
-        model = architectures.build(section, height=H, width=W, batch=1)
-        if stats.count_macs(model) < 12e9:
-            out.append((f"searchnet{len(out)}", lambda s=section: architectures.build(s, height=H, width=W, batch=1)))
-        keras.backend.clear_session()
-        if len(out) == n:
-            return out
-    return out
+    return [(f"searchnet{i}", lambda s=section: architectures.build(s, height=H, width=W, batch=1))
+            for i, section in enumerate(probes.graph_sections(n, seed=seed, max_gmac=12.0))]
 
 
 def candidates(n_random: int = 8, n_searchnet: int = 0) -> list:

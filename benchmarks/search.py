@@ -37,6 +37,7 @@ from bench_common import (
 )
 
 from tflite_isp.core.errors import run_cli
+from tflite_isp.search.pick import pick_folder
 
 NAME = "search"
 
@@ -84,7 +85,7 @@ def pick(args, root: Path, trial) -> dict:
     extra = [] if trial is None else ["--trial", trial]
     command(["tflite_isp.search", "pick", "--name", args.name, "--fraction", args.fraction, "--compare",
              Path(args.zoo) / "smallnet", *extra])
-    folder = root / ("pick" if trial is None else f"pick-trial{trial}")
+    folder = pick_folder(root, trial)
     rows = [r for r in json.loads((folder / "score" / "leaderboard.json").read_text())["rows"]
             if r["status"] == "ok" and not r.get("baseline")]
     mine = next(r for r in rows if r["name"].startswith(f"{args.name}-pick"))

@@ -37,13 +37,18 @@ def pick_recipe(chosen: dict, settings: dict, out: Path, name: str) -> Path:
     return out
 
 
+def pick_folder(study_folder: Path, trial: int | None) -> Path:
+    """Where ``search pick`` writes: ``pick/`` for the pick by MAI score, ``pick-trialN/`` for ``--trial N``."""
+    return Path(study_folder) / ("pick" if trial is None else f"pick-trial{trial}")
+
+
 def pick(study, cfg, *, trial: int | None = None, fraction: float = 1.0, compare=(), log=print) -> Path:
     """Train, export and score the pick; returns the leaderboard (Markdown) it is scored in."""
     if not 0 < fraction <= 1:
         raise UserError(f"--fraction must be in (0, 1], not {fraction}")
     settings = study.user_attrs.get("settings", {})
     chosen = choose(study, trial)
-    folder = cfg.folder / ("pick" if trial is None else f"pick-trial{trial}")
+    folder = pick_folder(cfg.folder, trial)
     folder.mkdir(parents=True, exist_ok=True)
     recipe_path = pick_recipe(chosen, settings, folder / "recipe.toml", f"{cfg.name}-{folder.name}")
     run_dir = folder / "run"

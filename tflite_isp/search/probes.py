@@ -225,15 +225,21 @@ def _representative(model, n: int = 2):
 
 def convert_probe(probe: Probe) -> bytes:
     """``.tflite`` bytes as the exporter makes them: fp32, or full-integer int8 with int8 IO (``int8_fio``: float
-    IO, i.e. with QUANTIZE / DEQUANTIZE); random calibration data is enough for timing. The weights come from
-    seeds 0, 1, ...: the first whose INT8 file XNNPACK takes whole (random weights can leave a unit dead on every
-    input, whose collapsed range XNNPACK refuses; see ``trial.untrained_int8``)."""
-    for seed in range(4):
+    IO, i.e. with QUANTIZE / DEQUANTIZE); random calibration data is enough for timing, random weights too (drawn
+    again where XNNPACK would refuse the file, see ``loadable``)."""
+    return loadable(lambda _seed: _convert_once(probe))
+
+
+def loadable(convert_seeded, attempts: int = 4) -> bytes:
+    """``convert_seeded(seed)`` with Keras weights drawn from seeds 0, 1, ...: the first file XNNPACK takes whole,
+    else the last. An untrained net can have a unit dead on every input (a squeeze-excite's squeeze, most often);
+    its INT8 range collapses and XNNPACK refuses the file, which says nothing of the op's or network's speed."""
+    for seed in range(attempts):
         keras.utils.set_random_seed(seed)
-        data = _convert_once(probe)
-        if probe.precision == "fp32" or not litert.xnnpack_refusals(flatbuffer.parse(data)):
-            break
+        data = convert_seeded(seed)
         keras.backend.clear_session()
+        if not litert.xnnpack_refusals(flatbuffer.parse(data)):
+            break
     return data
 
 
@@ -284,4 +290,4 @@ def write_probes(probes, folder, log=print) -> list:
 
 
 __all__ = ["BUILDERS", "CASES", "FULL", "GRAPHS", "PRECISIONS", "Probe", "SCALES", "build", "convert_probe",
-           "graph_sections", "probe_set", "write_probes"]
+           "graph_sections", "loadable", "probe_set", "write_probes"]

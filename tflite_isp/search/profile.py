@@ -142,7 +142,7 @@ def probe_record(probe, path: Path, timed: dict, overhead_ms: float) -> dict:
 CACHE_MB = (0.0, 1.0, 4.0, 16.0, 32.0, 64.0, 128.0)  # breakpoints tried for the per-byte cost's rise
 
 
-MULTI_OP = latency.MULTI_OP  # their rows tie the op models to how ops cost inside a graph
+MULTI_OP = latency.MULTI_OP  # probes whose rows tie the op models to how ops cost inside a graph
 MULTI_OP_WEIGHT = 3.0  # a whole graph's row counts as three single-op rows: it is what a prediction is used for
 
 

@@ -21,13 +21,13 @@ import optuna
 
 from tflite_isp.core import atomic
 from tflite_isp.core.errors import UserError
-from tflite_isp.core.tf import keras
 from tflite_isp.export import compat, convert
 from tflite_isp.nets import architectures, recipes
 from tflite_isp.nets.stats import count_macs, count_params
-from tflite_isp.run import entries, flatbuffer, litert
+from tflite_isp.run import entries, flatbuffer
 from tflite_isp.search import space
 from tflite_isp.search.config import SearchConfig
+from tflite_isp.search.probes import loadable
 from tflite_isp.search.targets import Target
 
 POLL_S = 1.0
@@ -184,23 +184,17 @@ def shipped_form(section: dict, spec, height: int, width: int):
     return architectures.build(architectures.deploy_form(section), height=height, width=width, batch=1, cfa=spec.cfa)
 
 
-def untrained_int8(build, channels: int, attempts: int = 4) -> bytes:
+def untrained_int8(build, channels: int) -> bytes:
     """An INT8 file of the network ``build()`` makes, untrained, calibrated on two random inputs: its ops and its
-    speed, not its quality. An untrained net can have a unit dead on every input (a squeeze-excite's squeeze, most
-    often); its INT8 range collapses and XNNPACK refuses the file, which says nothing of the trained network, so
-    such weights are drawn again (seeds 0, 1, ...; the last file is returned either way)."""
-    for seed in range(attempts):
-        keras.utils.set_random_seed(seed)
+    speed, not its quality (weights drawn again where XNNPACK would refuse the file: ``probes.loadable``)."""
+    def convert_seeded(seed):
         model = build()
         _, h, w, _ = model.input_shape
         rng = np.random.default_rng(seed)
         calib = [rng.uniform(0, 1, (1, h, w, channels)).astype(np.float32) for _ in range(2)]
-        data = convert.convert(model, (1, h, w, channels), convert.precisions()["int8"],
+        return convert.convert(model, (1, h, w, channels), convert.precisions()["int8"],
                                representative=convert.representative_from(calib))
-        keras.backend.clear_session()
-        if not litert.xnnpack_refusals(flatbuffer.parse(data)):
-            break
-    return data
+    return loadable(convert_seeded)
 
 
 def _prune(trial, stage: str, reason: str, violation: float = 0.0):
