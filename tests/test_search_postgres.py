@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import time
 import warnings
 
 import optuna
@@ -9,6 +10,8 @@ import postgres
 import pytest
 from conftest import REPO
 from test_search_engine import FAST, TINY_SPACE
+
+from tflite_isp.search.study import open_storage
 
 pytestmark = pytest.mark.slow
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -25,7 +28,7 @@ def test_two_workers_join_one_study_on_postgresql(tmp_path):
         second = [sys.executable, "-m", "tflite_isp.search", "run", "--name", "shared", "--storage", url,
                   "--root", str(tmp_path / "b"), "--heartbeat", "2", "--runs", "2", "--warmup", "1"]
         a = subprocess.Popen(first, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        optuna.load_study(study_name="shared", storage=url) if _wait_for_study(url) else None
+        assert _wait_for_study(url), "the first worker made no study in 120 s"
         b = subprocess.Popen(second, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         errs = [p.communicate(timeout=900)[1] for p in (a, b)]
         assert a.returncode == 0 and b.returncode == 0, "\n".join(e[-2000:] for e in errs)
@@ -41,13 +44,38 @@ def test_two_workers_join_one_study_on_postgresql(tmp_path):
         assert study.user_attrs["settings"]["trial_steps"] == 20
 
 
-def _wait_for_study(url: str, seconds: float = 120) -> bool:
-    """True once the first worker has created the study (so the second one joins rather than races it)."""
-    import time
+def test_machines_starting_at_once_on_a_fresh_database_make_one_study(tmp_path):
+    """Four workers open one new database in the same instant: the tables are made once (not a duplicate-key
+    failure in all but one) and the study once, with the settings of whichever came first."""
+    go = tmp_path / "go"
+    worker = ("import sys, time, pathlib\n"
+              "from tflite_isp.search.config import SearchConfig\n"
+              "from tflite_isp.search.study import open_study\n"
+              "go = pathlib.Path(sys.argv[2])\n"
+              "while not go.exists(): time.sleep(0.005)\n"
+              "study, cfg = open_study(SearchConfig(name='race', storage=sys.argv[1], trial_steps=int(sys.argv[3])),"
+              " ('trial_steps',))\n"
+              "print(cfg.trial_steps)\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with postgres.server() as url:
+        procs = [subprocess.Popen([sys.executable, "-c", worker, url, str(go), "600"], env=env, cwd=REPO,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        time.sleep(8)  # every process past its imports, waiting for the start
+        go.touch()
+        outs = [p.communicate(timeout=120) for p in procs]
+        assert all(p.returncode == 0 for p in procs), "\n".join(err[-1500:] for _, err in outs)
+        assert [out.strip() for out, _ in outs] == ["600"] * 4
+        summaries = optuna.get_all_study_summaries(url)
+        assert [s.study_name for s in summaries] == ["race"]
+        assert optuna.load_study(study_name="race", storage=url).user_attrs["settings"]["trial_steps"] == 600
 
+
+def _wait_for_study(url: str, seconds: float = 120) -> bool:
+    """True once the first worker has created the study (so the second one joins it rather than creating it
+    with its own default settings)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if any(s.study_name == "shared" for s in optuna.get_all_study_summaries(url)):
+        if any(s.study_name == "shared" for s in optuna.get_all_study_summaries(open_storage(url))):
             return True
         time.sleep(0.5)
     return False

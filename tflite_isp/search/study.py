@@ -11,15 +11,18 @@ missed beats, is marked failed and is queued again with the same parameters (``R
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import time
 import warnings
+import zlib
 from dataclasses import replace
 
 import optuna
+import sqlalchemy
 
 from tflite_isp.core.errors import UserError
 from tflite_isp.search.config import STUDY_KEYS, SearchConfig
@@ -37,15 +40,42 @@ def storage(cfg: SearchConfig) -> optuna.storages.RDBStorage:
     """The study's database, reached now: an unreachable URL is one line (its password hidden)."""
     if not cfg.storage:
         cfg.folder.mkdir(parents=True, exist_ok=True)
-    url = cfg.storage_url
+    return open_storage(cfg.storage_url, cfg.heartbeat)
+
+
+def open_storage(url: str, heartbeat: int = 20) -> optuna.storages.RDBStorage:
+    """Optuna's storage at ``url``, its tables made if the database is new. Machines that start on one fresh
+    PostgreSQL database at the same moment would each create the tables and all but one fail on a duplicate
+    key, so there the creation is serialised by an advisory lock."""
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=kwargs, heartbeat_interval=cfg.heartbeat, grace_period=3 * cfg.heartbeat,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+        with exclusive(url, "schema"):
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
     except Exception as err:  # SQLAlchemy raises per driver: OperationalError, ArgumentError, ModuleNotFoundError
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot open the study storage {hide_password(url)}: {detail[:200]}") from None
+
+
+@contextlib.contextmanager
+def exclusive(url: str, what: str):
+    """Hold PostgreSQL's session advisory lock named ``what`` on ``url`` for the block: one machine at a time
+    creates the tables, or creates (or joins) a study. SQLite locks its file itself."""
+    if not url.startswith("postgresql"):
+        yield
+        return
+    key = zlib.crc32(f"tflite_isp.search:{what}".encode())
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+    finally:
+        engine.dispose()
 
 
 def hide_password(url: str) -> str:
@@ -61,6 +91,11 @@ def open_study(cfg: SearchConfig, explicit: tuple = ()) -> tuple:
     stored settings; one it was explicitly given that differ is refused in one line. ``--n_trials`` is the
     study's too, but a worker may raise it (to extend a finished search)."""
     store = storage(cfg)
+    with exclusive(cfg.storage_url, f"study:{cfg.name}"):  # two creators at once: the second joins the first
+        return _create_or_join(cfg, store, explicit)
+
+
+def _create_or_join(cfg: SearchConfig, store, explicit: tuple) -> tuple:
     joined = cfg.name in {s.study_name for s in optuna.get_all_study_summaries(store)}
     sampler = optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True,
                                          seed=_worker_seed(cfg, joined), n_startup_trials=N_STARTUP)
