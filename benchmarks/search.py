@@ -50,6 +50,10 @@ def parse_args(argv):
     p.add_argument("--max_ms", type=positive_float, default=110.0, help="Latency budget of the search (default 110).")
     p.add_argument("--trial_steps", type=positive_int, default=600, help="Proxy steps per trial (default 600).")
     p.add_argument("--workers", type=positive_int, default=1, help="Search worker processes (default 1).")
+    p.add_argument("--start_from", default=None, help="A point the search trains first (search run --start_from).")
+    p.add_argument("--latency", default="measure", choices=("measure", "predict"),
+                   help="Trial latency measured here, or predicted from this CPU's op table (default measure); "
+                        "the front and the zoo are measured in the score run either way.")
     p.add_argument("--fraction", type=positive_float, default=0.25,
                    help="Share of the base schedule the pick trains for (default 0.25, as the zoo's runs).")
     p.add_argument("--runs", type=positive_int, default=20, help="Timed runs per INT8 file when scoring (default 20).")
@@ -101,7 +105,10 @@ def page(report: dict) -> str:
     s = report["search"]
     lines += [f"Search `{s['name']}`: {s['complete']} complete and {s['pruned']} pruned trials "
               f"({', '.join(f'{k} {v}' for k, v in s['pruned_at'].items()) or 'none pruned'}), "
-              f"{s['trial_steps']} proxy steps each, `--max_ms {s['max_ms']:g}`; {s['seconds']:.0f} s.", "",
+              f"{s['trial_steps']} proxy steps of {s.get('patch', 128)} px crops each, `--max_ms {s['max_ms']:g}`"
+              + (f", started from {s['start_from']}" if s.get("start_from") else "")
+              + (", trial latency predicted from the op table" if s.get("latency") == "predict" else "")
+              + f"; {s['seconds']:.0f} s.", "",
               "## The front and the zoo on the test split (one score run)", ""]
     rows = [[r["name"], "front" if r["front"] else "zoo", f"{r['psnr']:.2f}", f"{r['ssim']:.3f}",
              f"{r['runtime_ms']:.1f}", f"{r['macs_g']:.2f}", f"{r['score']:.2f}",
@@ -135,7 +142,8 @@ def main(argv=None) -> int:
     root = REPO / "runs" / "search" / args.name
     zoo = zoo_exports(Path(args.zoo))
     command(["tflite_isp.search", "run", "--name", args.name, "--n_trials", args.n_trials, "--timeout", args.timeout,
-             "--max_ms", args.max_ms, "--trial_steps", args.trial_steps, "--workers", args.workers])
+             "--max_ms", args.max_ms, "--trial_steps", args.trial_steps, "--workers", args.workers,
+             "--latency", args.latency, *(["--start_from", args.start_from] if args.start_from else [])])
     from tflite_isp.search import report as search_report  # lazy: after the search has run
     from tflite_isp.search.config import SearchConfig
     from tflite_isp.search.study import load_study
@@ -147,6 +155,8 @@ def main(argv=None) -> int:
     report["search"] = {"name": args.name, "complete": sum(r["state"] == "complete" for r in records),
                         "pruned": len(pruned), "pruned_at": {k: pruned.count(k) for k in sorted(set(pruned))},
                         "trial_steps": args.trial_steps, "max_ms": args.max_ms, "trials": records,
+                        "patch": study.user_attrs["settings"]["patch"] or "the base recipe's",
+                        "start_from": args.start_from, "latency": args.latency,
                         "seconds": sum(r["seconds"] or 0 for r in records)}
     log(f"scoring {len(front)} front trials and {len(zoo)} zoo models on the test split")
     board = root / "front_score" / "leaderboard.json"

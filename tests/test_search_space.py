@@ -50,6 +50,43 @@ def test_a_space_file_narrows_axes_and_bad_ones_are_one_line(tmp_path):
         assert "\n" not in str(err.value) and "bad.toml" in str(err.value)
 
 
+def test_smallnet_is_a_point_of_the_space_and_a_search_can_start_from_it(tmp_path):
+    from tflite_isp.search import study as studies
+    from tflite_isp.search.trial import Trial
+
+    point = space.load_point("smallnet", space.load_space(None))
+    net = architectures.build(space.model_section(point), height=64, width=64)
+    zoo = architectures.build(recipes.load_recipe("smallnet").model, height=64, width=64)
+    assert net.count_params() == zoo.count_params() == 4652  # the same convs; only Smallnet's last ReLU differs
+    cfg = SearchConfig(name="warm", root=str(tmp_path), start_from="smallnet")
+    for _ in range(2):  # queued once, not again when the search is resumed with the same flag
+        study, _cfg = studies.open_study(cfg, ("start_from",))
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.WAITING]
+    first = study.ask()
+    assert space.suggest(first, space.load_space(None)) == space.model_section(point)
+    assert first.user_attrs["start_from"] == "smallnet"
+    # the proxy crop is the base recipe's unless given (128 ranked separable nets above Smallnet; see docs)
+    path = Trial(cfg, parse_target("local"), runtime=None)._write_recipe(tmp_path, space.model_section(point), 0)
+    assert recipes.load_recipe(path).train["patch"] == recipes.load_recipe("smallnet").train["patch"] == 256
+
+
+def test_a_start_point_outside_the_space_is_one_line(tmp_path):
+    narrowed = space.load_space(None) | {"conv": ["separable"]}
+    cases = (("smallnet", narrowed, "axis 'conv' is 'full', not one value of the space's \\['separable'\\]"),
+             ("width = [16, 24]\n", None, "axis 'width' is \\[16, 24\\]"),
+             ("kernel = 5\n", None, "unknown axis 'kernel'"),
+             ("levels = 0\nmerge = \"add\"\n", None, "merge only mean something for a U-Net"),
+             ("levels = [\n", None, "not a TOML point"),
+             (str(tmp_path / "none.toml"), None, "no such point file"))
+    for i, (text, axes, words) in enumerate(cases):
+        if text.endswith("\n"):
+            (tmp_path / f"p{i}.toml").write_text(text)
+            text = str(tmp_path / f"p{i}.toml")
+        with pytest.raises(UserError, match=words) as err:
+            space.load_point(text, axes or space.load_space(None))
+        assert "\n" not in str(err.value)
+
+
 def test_targets_and_settings_are_checked_in_one_line():
     assert parse_target("local").delegate == "xnnpack"
     assert parse_target("adb:R58M:gpu").delegate == "gpu" and parse_target("adb:R58M").delegate == "xnnpack"

@@ -22,7 +22,7 @@ from tflite_isp.core.errors import UserError, run_cli
 from tflite_isp.nets.recipes import load_recipe
 from tflite_isp.search import study as studies
 from tflite_isp.search.config import SearchConfig
-from tflite_isp.search.space import load_space
+from tflite_isp.search.space import load_point, load_space
 from tflite_isp.search.targets import parse_target
 
 _RUN_FLAGS = {  # flag -> (type, help); defaults come from SearchConfig
@@ -33,10 +33,11 @@ _RUN_FLAGS = {  # flag -> (type, help); defaults come from SearchConfig
     "data": (str, "training and validation data, LAYOUT:PATH or embedded:isp"),
     "base": (str, "recipe whose input convention and schedule every candidate takes"),
     "space": (str, "TOML file narrowing the search axes"),
+    "start_from": (str, "a point trained first: smallnet (a zoo model in the space) or a TOML file of axis values"),
     "trial_steps": (int, "proxy-training steps per trial"),
     "eval_steps": (int, "validate (and check for pruning) every this many steps"),
     "batch": (int, "proxy-training batch"),
-    "patch": (int, "proxy-training crop in RAW pixels"),
+    "patch": (int, "proxy-training crop in RAW pixels (default: the base recipe's)"),
     "prune_margin": (float, "dB below a faster finished trial at the same step that prunes a trial"),
     "max_ms": (float, "latency budget on the target: slower candidates are pruned before training"),
     "mixed_precision": (str, "proxy training in bfloat16 or float16 (train --mixed_precision)"),
@@ -93,8 +94,9 @@ def config(args) -> tuple:
 def _run(args, argv: list) -> None:
     cfg, explicit = config(args)
     target = parse_target(cfg.target)  # bad input stops here, before any database is touched
-    if cfg.space:
-        load_space(cfg.space)
+    axes = load_space(cfg.space)
+    if cfg.start_from:
+        load_point(cfg.start_from, axes)
     if "base" in explicit:
         load_recipe(cfg.base)
     study, cfg = studies.open_study(cfg, explicit)

@@ -24,7 +24,7 @@ class SearchConfig:
     trial_steps: int = 600
     eval_steps: int = 150  # validation (and the pruning check) every this many steps
     batch: int = 8
-    patch: int = 128
+    patch: int | None = None  # proxy-training crop in RAW pixels; default the base recipe's (see docs/search.md)
     prune_margin: float = 1.0  # dB: a trial this far below a faster finished trial at the same step is pruned
     max_ms: float | None = None  # latency budget on the target: slower candidates are pruned before training
     mixed_precision: str | None = None  # proxy training under train --mixed_precision (AMX / AVX512-BF16, GPUs)
@@ -32,6 +32,7 @@ class SearchConfig:
     fidelity_images: int = 16
     seed: int = 0
     # per worker, not stored
+    start_from: str | None = None  # a point queued first (a zoo model in the space, or a TOML file)
     root: str = str(SEARCH_ROOT)
     storage: str | None = None
     n_trials: int = 20
@@ -47,7 +48,7 @@ class SearchConfig:
     def __post_init__(self):
         for key in ("trial_steps", "eval_steps", "batch", "patch", "n_trials", "workers", "threads", "runs",
                     "heartbeat", "calibration_images", "fidelity_images"):
-            if getattr(self, key) <= 0:
+            if getattr(self, key) is not None and getattr(self, key) <= 0:
                 raise UserError(f"--{key} must be positive, not {getattr(self, key)}")
         if self.latency not in ("measure", "predict"):
             raise UserError(f"--latency must be measure or predict, not {self.latency!r}")

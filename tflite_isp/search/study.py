@@ -25,6 +25,7 @@ import optuna
 import sqlalchemy
 
 from tflite_isp.core.errors import UserError
+from tflite_isp.search import space
 from tflite_isp.search.config import STUDY_KEYS, SearchConfig
 
 DIRECTIONS = ("maximize", "minimize")  # INT8 validation PSNR (dB), latency on the target (ms)
@@ -89,10 +90,15 @@ def hide_password(url: str) -> str:
 def open_study(cfg: SearchConfig, explicit: tuple = ()) -> tuple:
     """(study, cfg): the study ``cfg.name`` created with ``cfg``'s settings, or joined. A joining worker takes the
     stored settings; one it was explicitly given that differ is refused in one line. ``--n_trials`` is the
-    study's too, but a worker may raise it (to extend a finished search)."""
+    study's too, but a worker may raise it (to extend a finished search). ``--start_from`` queues a point to
+    be trained before any sampled one."""
     store = storage(cfg)
     with exclusive(cfg.storage_url, f"study:{cfg.name}"):  # two creators at once: the second joins the first
-        return _create_or_join(cfg, store, explicit)
+        study, cfg = _create_or_join(cfg, store, explicit)
+        if cfg.start_from:  # queued once: not again by a worker that joins or resumes with the same point
+            point = space.load_point(cfg.start_from, space.load_space(cfg.space))
+            study.enqueue_trial(point, user_attrs={"start_from": cfg.start_from}, skip_if_exists=True)
+    return study, cfg
 
 
 def _create_or_join(cfg: SearchConfig, store, explicit: tuple) -> tuple:

@@ -81,7 +81,7 @@ class Trial:
         rec = space.recipe(section, self.cfg.base, name=f"{self.cfg.name}-trial{number}")
         steps = self.cfg.eval_steps
         rec["train"].update(epochs=self.cfg.trial_steps // steps, steps_per_epoch=steps, batch=self.cfg.batch,
-                            patch=self.cfg.patch, checkpoint_every=steps)
+                            checkpoint_every=steps, **({"patch": self.cfg.patch} if self.cfg.patch else {}))
         path = folder / "recipe.toml"
         atomic.write_text(path, space.to_toml(rec))
         return path
