@@ -100,12 +100,16 @@ def pick(args, root: Path, trial) -> dict:
             "latency_ratio": mine["runtime_ms"] / small["runtime_ms"]}
 
 
+def _crop(patch) -> str:
+    return f"{patch}-pixel crops" if isinstance(patch, int) else f"{patch} crops"
+
+
 def page(report: dict) -> str:
     lines = ["# Architecture search on this CPU against the zoo", "", *header(report), ""]
     s = report["search"]
     lines += [f"Search `{s['name']}`: {s['complete']} complete and {s['pruned']} pruned trials "
               f"({', '.join(f'{k} {v}' for k, v in s['pruned_at'].items()) or 'none pruned'}), "
-              f"{s['trial_steps']} proxy steps of {s.get('patch', 128)} px crops each, `--max_ms {s['max_ms']:g}`"
+              f"{s['trial_steps']} proxy steps of {_crop(s.get('patch', 128))} each, `--max_ms {s['max_ms']:g}`"
               + (f", started from {s['start_from']}" if s.get("start_from") else "")
               + (", trial latency predicted from the op table" if s.get("latency") == "predict" else "")
               + f"; {s['seconds']:.0f} s.", "",
