@@ -52,15 +52,19 @@ def test_machines_starting_at_once_on_a_fresh_database_make_one_study(tmp_path):
               "from tflite_isp.search.config import SearchConfig\n"
               "from tflite_isp.search.study import open_study\n"
               "go = pathlib.Path(sys.argv[2])\n"
+              "pathlib.Path(sys.argv[4]).touch()\n"
               "while not go.exists(): time.sleep(0.005)\n"
               "study, cfg = open_study(SearchConfig(name='race', storage=sys.argv[1], trial_steps=int(sys.argv[3])),"
               " ('trial_steps',))\n"
               "print(cfg.trial_steps)\n")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with postgres.server() as url:
-        procs = [subprocess.Popen([sys.executable, "-c", worker, url, str(go), "600"], env=env, cwd=REPO,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
-        time.sleep(8)  # every process past its imports, waiting for the start
+        ready = [tmp_path / f"ready{i}" for i in range(4)]
+        procs = [subprocess.Popen([sys.executable, "-c", worker, url, str(go), "600", str(r)], env=env, cwd=REPO,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in ready]
+        deadline = time.monotonic() + 120
+        while not all(r.exists() for r in ready) and time.monotonic() < deadline:
+            time.sleep(0.05)  # every process past its imports, waiting for the start
         go.touch()
         outs = [p.communicate(timeout=120) for p in procs]
         assert all(p.returncode == 0 for p in procs), "\n".join(err[-1500:] for _, err in outs)
